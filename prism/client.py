@@ -1,0 +1,476 @@
+"""
+The Twisted Python client for Prism, for remote processes and tests.
+
+    from prism.client import Client
+
+    client = Client("ws://127.0.0.1:3001/")
+    await client.connect()                       # hello -> welcome
+    total = await client.api.rpc.call("demo.add", 2, 3)
+    client.api.echo.on(print)                    # server pushes
+    client.api.echo.send("hi")
+
+The client performs the handshake, exposes one object per service of the
+server's table on C{client.api}, delivers pushes, and (unless told not to)
+reconnects after a lost connection with exponential backoff and jitter,
+presenting its session token again so it stays the same session.
+
+Events (C{client.on(event, handler)}): C{open} (welcome), C{close} (code,
+reason), C{reconnect} (welcome), C{session} (token, when the server replaced
+the session), C{going_away} (reason), C{error} (a L{RemoteError} the server
+sent without callback id).
+"""
+
+import random
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+
+from prism import wire
+from prism.errors import CallTimeout, ConnectionLost, PrismError, ProtocolError, RemoteError
+
+__all__ = ["Client", "ServiceClient", "RPCClient", "SERVICE_CLIENTS"]
+
+_DEFAULT = object()
+
+
+def _defaultReactor():
+    from twisted.internet import reactor
+
+    return reactor
+
+
+class ServiceClient:
+    """
+    The client half of a service: C{send}, C{request} and push handlers.
+    Services with their own client API subclass it.
+    """
+
+    def __init__(self, client, name, serviceId, codec, callbacks):
+        self.client = client
+        self.name = name
+        self._handlers = []
+        self._update(serviceId, codec, callbacks)
+
+    def _update(self, serviceId, codec, callbacks):
+        self.id = serviceId
+        self.codec = wire.codec(codec)
+        self.callbacks = callbacks
+        self._prefix = wire.ALPHABET[serviceId]
+
+    def send(self, value):
+        """Send C{value}; no reply is expected."""
+        self.client._send(self, value, None)
+
+    def request(self, value, timeout=_DEFAULT):
+        """
+        Send C{value} as a request.
+
+        @return: a L{Deferred} firing with the reply, or failing with
+            L{RemoteError}, L{CallTimeout} or L{ConnectionLost}.
+        """
+        return self.client._request(self, value, timeout)
+
+    def on(self, handler):
+        """Call C{handler(value)} for every push on this service."""
+        self._handlers.append(handler)
+        return handler
+
+    def off(self, handler):
+        if handler in self._handlers:
+            self._handlers.remove(handler)
+
+    def _pushReceived(self, value):
+        for handler in tuple(self._handlers):
+            try:
+                handler(value)
+            except Exception:
+                self.client.log.failure("push handler {handler!r} of {service} failed", handler=handler, service=self.name)
+
+
+class RPCClient(ServiceClient):
+    """The client of the C{rpc} service."""
+
+    def call(self, method, *args, timeout=_DEFAULT):
+        """
+        Call C{method} on the server.
+
+        @return: a L{Deferred} firing with the result (awaitable in a
+            coroutine), or failing with L{RemoteError}.
+        """
+        return self.client._request(self, [method, *args], timeout)
+
+    def notify(self, method, *args):
+        """Call C{method} without waiting for (or getting) a result."""
+        self.client._send(self, [method, *args], None)
+
+
+SERVICE_CLIENTS = {"rpc": RPCClient}
+"""Client classes by service name; others get a L{ServiceClient}."""
+
+
+class _API:
+    def __repr__(self):
+        return "<prism client API: {}>".format(", ".join(sorted(vars(self))))
+
+
+class _WebSocketConnector:
+    """Opens WebSocket links with Autobahn (imported on first use)."""
+
+    def __init__(self, url, reactor, headers, origin):
+        self.url = url
+        self.reactor = reactor
+        self.headers = headers
+        self.origin = origin
+
+    def __call__(self):
+        from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+        from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+        from twisted.internet.ssl import optionsForClientTLS
+
+        opened = Deferred()
+
+        class Protocol(WebSocketClientProtocol):
+            link = None
+
+            def onOpen(self):
+                self.link = _WebSocketLink(self)
+                opened.callback(self.link)
+
+            def onMessage(self, payload, isBinary):
+                if not isBinary:
+                    payload = payload.decode("utf-8")
+                if self.link.onFrame is not None:
+                    self.link.onFrame(payload, isBinary)
+
+            def onClose(self, wasClean, code, reason):
+                if self.link is None:
+                    if not opened.called:
+                        opened.errback(ConnectionLost("WebSocket handshake failed: {} {}".format(code, reason)))
+                    return
+                if self.link.onClose is not None:
+                    self.link.onClose(code, reason)
+
+        factory = WebSocketClientFactory(self.url, reactor=self.reactor, headers=self.headers, origin=self.origin)
+        factory.protocol = Protocol
+        factory.setProtocolOptions(autoPingInterval=0, openHandshakeTimeout=10)
+        endpoint = HostnameEndpoint(self.reactor, factory.host, factory.port)
+        if factory.isSecure:
+            endpoint = wrapClientTLS(optionsForClientTLS(factory.host), endpoint)
+        d = endpoint.connect(factory)
+        d.addCallback(lambda _: opened)
+        return d
+
+
+class _WebSocketLink:
+    def __init__(self, protocol):
+        self._protocol = protocol
+        self.onFrame = None
+        self.onClose = None
+
+    def send(self, frame, isBinary=False):
+        if isBinary:
+            self._protocol.sendMessage(frame, True)
+        else:
+            self._protocol.sendMessage(frame.encode("utf-8"), False)
+
+    def close(self, code=1000, reason=""):
+        self._protocol.sendClose(code, reason or None)
+
+
+class Client:
+    """
+    @param url: a C{ws://} or C{wss://} URL of a Prism server.
+    @param connector: instead of C{url}, a callable returning a L{Deferred}
+        that fires with a link (C{send(frame, isBinary)}, C{close(code,
+        reason)}, settable C{onFrame} and C{onClose}); the loopback transport's
+        C{connect} gives one (see L{prism.testing}).
+    @param session: a session token to present in the hello.
+    @param timeout: default seconds to wait for a reply (L{None}: forever).
+    @param reconnect: reconnect automatically after a lost connection.
+    @param initialDelay: first reconnection delay, in seconds.
+    @param maxDelay: the cap of the exponential backoff.
+    @param factor: the backoff multiplier.
+    @param jitter: relative randomisation of each delay (0.5: ±50%).
+    @param services: extra C{{name: ServiceClient subclass}}.
+    @param headers: extra HTTP headers for the WebSocket handshake (a
+        C{Cookie} header carries a browser-style session cookie).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        url=None,
+        connector=None,
+        session=None,
+        timeout=10.0,
+        reconnect=True,
+        initialDelay=0.5,
+        maxDelay=30.0,
+        factor=2.0,
+        jitter=0.5,
+        services=None,
+        headers=None,
+        origin=None,
+        reactor=None,
+    ):
+        if (url is None) == (connector is None):
+            raise PrismError("give a url or a connector, not both or neither")
+        self._reactor = reactor
+        if connector is None:
+            connector = _WebSocketConnector(url, None, headers, origin)
+        self._connector = connector
+        self.url = url
+        self.session = session
+        self.timeout = timeout
+        self.reconnect = reconnect
+        self.initialDelay = initialDelay
+        self.maxDelay = maxDelay
+        self.factor = factor
+        self.jitter = jitter
+        self.api = _API()
+        self.welcome = None
+        self.connected = False
+        self._serviceClients = dict(SERVICE_CLIENTS, **(services or {}))
+        self._byId = {}
+        self._handlers = {}
+        self._pending = {}
+        self._nextCallback = 0
+        self._link = None
+        self._closing = False
+        self._attempt = 0
+        self._retry = None
+        self._random = random.Random()
+
+    @property
+    def reactor(self):
+        if self._reactor is None:
+            self._reactor = _defaultReactor()
+        return self._reactor
+
+    # -- events
+
+    def on(self, event, handler):
+        self._handlers.setdefault(event, []).append(handler)
+        return handler
+
+    def off(self, event, handler):
+        handlers = self._handlers.get(event, [])
+        if handler in handlers:
+            handlers.remove(handler)
+
+    def _emit(self, event, *args):
+        for handler in tuple(self._handlers.get(event, ())):
+            try:
+                handler(*args)
+            except Exception:
+                self.log.failure("client event handler for {event} failed", event=event)
+
+    # -- connecting
+
+    def connect(self):
+        """
+        Connect and perform the handshake.
+
+        @return: a L{Deferred} firing with the welcome (C{v}, C{session},
+            C{services}).
+        """
+        self._closing = False
+        if isinstance(self._connector, _WebSocketConnector):
+            self._connector.reactor = self.reactor
+        return self._open()
+
+    def _open(self):
+        d = self._connector()
+        d.addCallback(self._linked)
+        return d
+
+    def _linked(self, link):
+        self._link = link
+        link.onFrame = self._frameReceived
+        link.onClose = self._closed
+        hello = {"v": 1}
+        if self.session:
+            hello["session"] = self.session
+        d = self._request(None, ["hello", hello], self.timeout, _system=True, _force=True)
+        d.addCallback(self._welcomed)
+        return d
+
+    def _welcomed(self, welcome):
+        self.welcome = welcome
+        self.session = welcome.get("session")
+        seen = set()
+        for name, serviceId, codec, callbacks in welcome.get("services", []):
+            seen.add(name)
+            existing = getattr(self.api, name, None)
+            if isinstance(existing, ServiceClient):
+                existing._update(serviceId, codec, callbacks)
+            else:
+                cls = self._serviceClients.get(name, ServiceClient)
+                existing = cls(self, name, serviceId, codec, callbacks)
+                setattr(self.api, name, existing)
+            self._byId[serviceId] = existing
+        for name in list(vars(self.api)):
+            if name not in seen:
+                delattr(self.api, name)
+        self._byId = {s.id: s for s in vars(self.api).values()}
+        self.connected = True
+        reconnected = self._attempt > 0
+        self._attempt = 0
+        self._emit("reconnect" if reconnected else "open", welcome)
+        return welcome
+
+    def close(self, code=1000, reason=""):
+        """Close the connection and stop reconnecting."""
+        self._closing = True
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        if self._link is not None:
+            self._link.close(code, reason)
+
+    def _closed(self, code, reason):
+        self._link = None
+        self.connected = False
+        pending, self._pending = self._pending, {}
+        for d, timer, codec in pending.values():
+            if timer is not None and timer.active():
+                timer.cancel()
+            d.errback(ConnectionLost("connection closed ({}) before the reply".format(code)))
+        self._emit("close", code, reason)
+        if self.reconnect and not self._closing:
+            self._scheduleReconnect()
+
+    def _scheduleReconnect(self):
+        delay = min(self.maxDelay, self.initialDelay * (self.factor ** self._attempt))
+        delay *= 1 + self._random.uniform(-self.jitter, self.jitter)
+        self._attempt += 1
+        self._retry = self.reactor.callLater(max(delay, 0), self._reconnect)
+
+    def _reconnect(self):
+        self._retry = None
+        if self._closing:
+            return
+
+        def failed(f):
+            self.log.info("reconnection failed: {why}", why=f.getErrorMessage())
+            if self._link is not None:
+                self._link.onClose = None
+                self._link.close(1000, "")
+                self._link = None
+            if not self._closing:
+                self._scheduleReconnect()
+
+        self._open().addErrback(failed)
+
+    # -- sending
+
+    def _callbackId(self):
+        cb = self._nextCallback + 1
+        if cb > wire.MAX_CALLBACK_ID:
+            cb = 1
+        while cb in self._pending:
+            cb += 1
+        self._nextCallback = cb
+        return cb
+
+    def _send(self, service, value, cb):
+        if self._link is None or not self.connected:
+            raise ConnectionLost("not connected")
+        payload, isBinary = service.codec.encode(value)
+        head = service._prefix + ("|" if cb is None else str(cb) + "|")
+        if isBinary:
+            self._link.send(head.encode("ascii") + payload, True)
+        else:
+            self._link.send(head + payload, False)
+
+    def _request(self, service, value, timeout, _system=False, _force=False):
+        if self._link is None or not (self.connected or _force):
+            return fail(ConnectionLost("not connected"))
+        cb = self._callbackId()
+        d = Deferred()
+        if timeout is _DEFAULT:
+            timeout = self.timeout
+        timer = None
+        if timeout is not None:
+            timer = self.reactor.callLater(timeout, self._timedOut, cb, timeout)
+        codec = wire.JSONCodec if _system else service.codec
+        self._pending[cb] = (d, timer, codec)
+        try:
+            if _system:
+                self._link.send("0" + str(cb) + "|" + wire.JSONCodec.encode(value)[0], False)
+            else:
+                self._send(service, value, cb)
+        except Exception:
+            self._pending.pop(cb, None)
+            if timer is not None:
+                timer.cancel()
+            return fail()
+        return d
+
+    def _timedOut(self, cb, timeout):
+        pending = self._pending.pop(cb, None)
+        if pending is not None:
+            pending[0].errback(CallTimeout("no reply within {} seconds".format(timeout)))
+
+    # -- receiving
+
+    def _frameReceived(self, frame, isBinary):
+        try:
+            sid, cb, isError, payload = wire.parse(frame)
+        except ProtocolError as e:
+            self.log.warn("ignored a malformed frame from the server: {why}", why=e.message)
+            return
+        if cb is not None:
+            pending = self._pending.pop(cb, None)
+            if pending is None:
+                return  # a reply after its timeout
+            d, timer, codec = pending
+            if timer is not None and timer.active():
+                timer.cancel()
+            if isError:
+                kind, message, tb = wire.decodeError(payload)
+                d.errback(RemoteError(kind, message, tb))
+                return
+            try:
+                value = codec.decode(payload)
+            except Exception as e:
+                d.errback(ProtocolError("decode", "cannot decode the reply: {}".format(e)))
+                return
+            d.callback(value)
+            return
+        if isError:
+            kind, message, tb = wire.decodeError(payload)
+            self._emit("error", RemoteError(kind, message, tb))
+            return
+        if sid == 0:
+            return self._systemPush(payload)
+        service = self._byId.get(sid)
+        if service is None:
+            return
+        try:
+            value = service.codec.decode(payload)
+        except Exception as e:
+            self.log.warn("cannot decode a push on {service}: {why}", service=service.name, why=e)
+            return
+        service._pushReceived(value)
+
+    def _systemPush(self, payload):
+        try:
+            message = wire.JSONCodec.decode(payload)
+            command = message[0]
+        except Exception:
+            return
+        if command == "session" and len(message) > 1:
+            self.session = message[1]
+            self._emit("session", self.session)
+        elif command == "going_away":
+            self._emit("going_away", message[1] if len(message) > 1 else "")
+
+
+def connectLoopback(transport, server, **options):
+    """
+    @return: an unconnected L{Client} whose connector opens loopback
+        connections to C{server} (pass C{reactor=} to drive its timers).
+    """
+    return Client(connector=lambda: succeed(transport.connect(server)), **options)

@@ -1,0 +1,724 @@
+"""
+The Prism server: the kernel that multiplexes services over one connection
+per client, runs the middleware chain on every incoming message and manages
+sessions.
+
+    from prism.server import Server
+    from prism.services.rpc import RPCService
+
+    server = Server()                                  # WebSocket transport
+    server.service("rpc", RPCService(handlers="myapp.rpc"))
+    server.start()
+    server.listen("tcp:3001")
+
+The per-message path is synchronous: a frame is parsed, decoded, passed
+through the middleware and handed to its service without allocating a
+L{Deferred}, unless a middleware, a session load or a handler is actually
+asynchronous.
+"""
+
+import secrets
+import traceback as _traceback
+from inspect import iscoroutine
+
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from prism import wire
+from prism.errors import NoSuchSession, PrismConfigError, PrismError, ProtocolError
+from prism.interfaces import IConnection, IRequest
+from prism.middleware import Chain, Drop
+from prism.sessions import MemorySessionStore, Session, newSessionId, sign, verify
+
+__all__ = ["Server", "Connection", "Request", "EventBus", "GOING_AWAY", "SYSTEM"]
+
+GOING_AWAY = 1001
+SYSTEM = 0
+PROTOCOL_VERSION = 1
+
+NO_REPLY = object()
+"""Returned by a service with callbacks that has sent its reply itself."""
+
+
+def _defaultReactor():
+    from twisted.internet import reactor  # resolved at call time, after twistd installed one
+
+    return reactor
+
+
+class ServiceError(PrismError):
+    """Raise from a service or handler to send an error of a specific kind."""
+
+    def __init__(self, kind, message):
+        PrismError.__init__(self, message)
+        self.kind = kind
+        self.message = message
+
+
+class EventBus:
+    """
+    Application-facing events: C{connect} (connection), C{disconnect}
+    (connection, code, reason), C{error} (an L{ErrorEvent}), and any event a
+    service emits (named C{"<service>.<event>"}). Handlers run synchronously;
+    a failing handler is logged and never disturbs the others.
+    """
+
+    log = Logger()
+
+    def __init__(self):
+        self._handlers = {}
+
+    def on(self, event, handler):
+        """Call C{handler(*args)} whenever C{event} is emitted; returns C{handler}."""
+        self._handlers.setdefault(event, []).append(handler)
+        return handler
+
+    def off(self, event, handler):
+        """Stop calling C{handler} for C{event}."""
+        handlers = self._handlers.get(event, [])
+        if handler in handlers:
+            handlers.remove(handler)
+
+    def has(self, event):
+        return bool(self._handlers.get(event))
+
+    def emit(self, event, *args):
+        for handler in tuple(self._handlers.get(event, ())):
+            try:
+                handler(*args)
+            except Exception:
+                self.log.failure("event handler {handler!r} for {event} failed", handler=handler, event=event)
+
+
+class ErrorEvent:
+    """
+    What the C{error} event carries.
+
+    @ivar kind: the error kind (see C{docs/protocol.md}).
+    @ivar message: a human readable message.
+    @ivar connection: the L{Connection}, or L{None}.
+    @ivar service: the service name, or L{None}.
+    @ivar callbackId: the request's callback id, or L{None}.
+    @ivar failure: the L{Failure}, for exceptions, else L{None}.
+    """
+
+    __slots__ = ("kind", "message", "connection", "service", "callbackId", "failure")
+
+    def __init__(self, kind, message, connection=None, service=None, callbackId=None, failure=None):
+        self.kind = kind
+        self.message = message
+        self.connection = connection
+        self.service = service
+        self.callbackId = callbackId
+        self.failure = failure
+
+    def __repr__(self):
+        return "<ErrorEvent {} {!r} service={}>".format(self.kind, self.message, self.service)
+
+
+@implementer(IRequest)
+class Request:
+    """One incoming message; see L{prism.interfaces.IRequest}."""
+
+    __slots__ = ("server", "connection", "service", "serviceId", "callbackId", "payload", "size", "session")
+
+    def __init__(self, server, connection, service, serviceId, callbackId, payload, size, session=None):
+        self.server = server
+        self.connection = connection
+        self.service = service
+        self.serviceId = serviceId
+        self.callbackId = callbackId
+        self.payload = payload
+        self.size = size
+        self.session = session
+
+    @property
+    def peer(self):
+        return self.connection.peer
+
+    @property
+    def transport(self):
+        return self.connection.transport
+
+    def __repr__(self):
+        return "<Request {} cb={} from {}>".format(self.service, self.callbackId, self.connection.peer)
+
+
+class _Entry:
+    """A registered service with everything the hot path needs precomputed."""
+
+    __slots__ = ("name", "id", "service", "codec", "decode", "callbacks", "sessions", "private", "prefix")
+
+    def __init__(self, name, serviceId, service):
+        self.name = name
+        self.id = serviceId
+        self.service = service
+        self.codec = wire.codec(getattr(service, "codec", "raw"))
+        self.decode = self.codec.decode
+        self.callbacks = bool(getattr(service, "callbacks", False))
+        self.sessions = bool(getattr(service, "sessions", False))
+        self.private = bool(getattr(service, "private", False))
+        self.prefix = wire.ALPHABET[serviceId]
+
+    def describe(self):
+        return [self.name, self.id, self.codec.name, self.callbacks]
+
+
+@implementer(IConnection)
+class Connection:
+    """
+    The server side of one client connection; see
+    L{prism.interfaces.IConnection}. Created by L{Server.connectionMade}.
+    """
+
+    def __init__(self, server, link, transport, peer, sessionId, newSession, headers=None):
+        self.server = server
+        self.id = secrets.token_urlsafe(12)
+        self.transport = transport
+        self.peer = peer
+        self.headers = headers or {}
+        self.sessionId = sessionId
+        self._link = link
+        self._write = link.write
+        self._newSession = newSession  # issued for this connection, not yet stored
+        self._session = None  # the cached Session (cache_sessions on)
+        self._queue = None  # frames held while the session is being bound
+        self.open = True
+        self.welcomed = False
+
+    def __repr__(self):
+        return "<Connection {} {} via {}>".format(self.id, self.peer, self.transport)
+
+    @property
+    def sessionToken(self):
+        return sign(self.server.secret, self.sessionId)
+
+    # -- what services call
+
+    def send(self, serviceId, value, callbackId=None):
+        entry = self.server._entries[serviceId]
+        payload, isBinary = entry.codec.encode(value)
+        head = entry.prefix + "|" if callbackId is None else entry.prefix + str(callbackId) + "|"
+        if isBinary:
+            self._write(head.encode("ascii") + payload, True)
+        else:
+            self._write(head + payload, False)
+
+    def sendFrame(self, frame, isBinary=False):
+        if self.open:
+            self._write(frame, isBinary)
+
+    def sendError(self, serviceId, callbackId, kind, message, tb=None):
+        if self.open:
+            self._write(wire.encodeError(serviceId, callbackId, kind, message, tb), False)
+
+    def close(self, code=1000, reason=""):
+        if self.open:
+            self._link.close(code, reason)
+
+    # -- what the transport calls
+
+    def frameReceived(self, frame, isBinary=False):
+        if self._queue is not None:
+            self._queue.append((frame, isBinary))
+            return
+        self.server._frameReceived(self, frame, isBinary)
+
+    def connectionLost(self, code=None, reason=None):
+        if not self.open:
+            return
+        self.open = False
+        self.server._connectionLost(self, code, reason)
+
+    # -- sessions
+
+    def _hold(self):
+        if self._queue is None:
+            self._queue = []
+
+    def _release(self):
+        queue, self._queue = self._queue, None
+        while queue and self.open:
+            frame, isBinary = queue.pop(0)
+            if self._queue is not None:  # held again while draining
+                self._queue.extend([(frame, isBinary)] + queue)
+                return
+            self.server._frameReceived(self, frame, isBinary)
+
+    def _replaceSession(self):
+        """Issue a fresh session id (the presented one no longer exists)."""
+        self.sessionId = newSessionId()
+        self._newSession = True
+        self._session = None
+        if self.welcomed:
+            self._write(wire.header(SYSTEM) + wire._jsonEncode(["session", self.sessionToken]), False)
+
+    def getSession(self):
+        """
+        @return: the L{Session} (from the connection's cache when
+            C{cache_sessions} is on) or a L{Deferred} firing with it.
+        """
+        server = self.server
+        if self._session is not None:
+            return self._session
+        if self._newSession:
+            session = Session(self.sessionId, {}, server.sessionStore)
+            if server.cacheSessions:
+                self._session = session
+            return session
+        sessionId = self.sessionId
+
+        def loaded(data):
+            session = Session(sessionId, data, server.sessionStore)
+            if server.cacheSessions and self.sessionId == sessionId:
+                self._session = session
+            return session
+
+        def missing(f):
+            f.trap(NoSuchSession)
+            if self.sessionId == sessionId:
+                self._replaceSession()
+            return self.getSession()
+
+        return server.sessionStore.load(sessionId).addCallbacks(loaded, missing)
+
+
+class Server:
+    """
+    A Prism server.
+
+    @param transport: the default L{prism.interfaces.ITransport} (a
+        L{prism.transports.websocket.WebSocketTransport} by default).
+    @param debug: send error details (and tracebacks) to clients.
+    @param sessionStore: an L{prism.interfaces.ISessionStore}; in memory by
+        default.
+    @param secret: the key that signs session tokens and cookies (L{str} or
+        L{bytes}). Share it with the web app and every node. When omitted a
+        random one is generated, so sessions do not survive a restart.
+    @param sessionCookie: the name of the session cookie read from (and set
+        in) the WebSocket handshake.
+    @param cacheSessions: keep each connection's session in RAM and write
+        changes back (the default; needs sticky sessions behind a load
+        balancer), or read the store on every message.
+    @param logRequests: log every incoming request through L{twisted.logger}.
+    @param reactor: the reactor; the global one by default, resolved lazily.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        transport=None,
+        debug=False,
+        sessionStore=None,
+        secret=None,
+        sessionCookie="prism.sid",
+        cacheSessions=True,
+        logRequests=False,
+        reactor=None,
+    ):
+        self._reactor = reactor
+        self._transport = transport
+        self.debug = debug
+        self.sessionStore = sessionStore if sessionStore is not None else MemorySessionStore(reactor=reactor)
+        if secret is None:
+            secret = secrets.token_bytes(32)
+            self._randomSecret = True
+        else:
+            self._randomSecret = False
+        self.secret = secret
+        self.sessionCookie = sessionCookie
+        self.cacheSessions = cacheSessions
+        self.logRequests = logRequests
+        self.events = EventBus()
+        self.api = _API()
+        self.connections = {}
+        self._entries = []
+        self._byName = {}
+        self._chain = Chain()
+        self._listening = []
+        self.running = False
+        self.usesSessions = False
+        from prism.services.system import SystemService
+
+        self.service("system", SystemService())
+
+    # -- configuration
+
+    @property
+    def reactor(self):
+        if self._reactor is None:
+            self._reactor = _defaultReactor()
+        return self._reactor
+
+    @property
+    def transport(self):
+        if self._transport is None:
+            from prism.transports.websocket import WebSocketTransport
+
+            self._transport = WebSocketTransport()
+        return self._transport
+
+    def service(self, name, service):
+        """
+        Register a service under a short identifier name.
+
+        @return: its numeric id (registration order; the system service is 0).
+        @raise PrismConfigError: for a bad or duplicate name, too many
+            services, or a service with an unknown codec.
+        """
+        if self.running:
+            raise PrismConfigError("register services before the server starts")
+        if not isinstance(name, str) or not name.isidentifier() or len(name) > 32:
+            raise PrismConfigError("service name {!r} must be a short identifier".format(name))
+        if name in self._byName:
+            raise PrismConfigError("a service named {!r} is already registered".format(name))
+        if len(self._entries) >= wire.MAX_SERVICES:
+            raise PrismConfigError("a server carries at most {} services".format(wire.MAX_SERVICES))
+        if not hasattr(service, "messageReceived"):
+            raise PrismConfigError("service {!r} has no messageReceived method".format(name))
+        try:
+            entry = _Entry(name, len(self._entries), service)
+        except ValueError as e:
+            raise PrismConfigError("service {!r}: {}".format(name, e)) from None
+        self._entries.append(entry)
+        self._byName[name] = entry
+        return entry.id
+
+    def use(self, middleware):
+        """Append a middleware (see L{prism.interfaces.IMiddleware}) to the chain."""
+        if not callable(middleware):
+            raise PrismConfigError("middleware {!r} is not callable".format(middleware))
+        self._chain.append(middleware)
+        return middleware
+
+    def services(self):
+        """@return: the public service table, C{[[name, id, codec, callbacks], …]}."""
+        return [e.describe() for e in self._entries if not e.private]
+
+    def serviceId(self, name):
+        """@return: the numeric id of the service called C{name}."""
+        return self._byName[name].id
+
+    # -- lifecycle
+
+    def start(self):
+        """
+        Start every service and publish its server-side API on C{self.api}.
+
+        @return: C{self.api}.
+        """
+        if self.running:
+            return self.api
+        if self._randomSecret:
+            self.log.info("no session secret configured: using a random one (sessions end with this process)")
+        for entry in self._entries:
+            start = getattr(entry.service, "start", None)
+            api = start(self, entry.id, entry.name) if start is not None else None
+            if api is not None:
+                setattr(self.api, entry.name, api)
+        self.usesSessions = any(e.sessions for e in self._entries)
+        self.running = True
+        return self.api
+
+    def listen(self, endpoint, transport=None):
+        """
+        Accept connections on a Twisted endpoint string (C{"tcp:3001"},
+        C{"unix:/run/prism.sock"}, C{"ssl:…"}).
+
+        @param transport: the transport for this endpoint (the server's
+            default when omitted).
+        @return: a L{Deferred} firing with the L{IListeningPort}.
+        """
+        if not self.running:
+            self.start()
+        transport = transport if transport is not None else self.transport
+        d = transport.listen(self, endpoint)
+
+        def listening(port):
+            self._listening.append(port)
+            return port
+
+        return d.addCallback(listening)
+
+    def resource(self, transport=None):
+        """
+        @return: a L{twisted.web.resource.IResource} that serves this server,
+            to mount on a path of an existing L{twisted.web.server.Site}.
+        """
+        transport = transport if transport is not None else self.transport
+        return transport.resource(self)
+
+    def stop(self, reason="server shutting down"):
+        """
+        Stop gracefully: stop listening, tell every client the server is going
+        away, close their connections with code 1001, write back cached
+        sessions, then stop the services.
+
+        @return: a L{Deferred} firing when done.
+        """
+        ports, self._listening = self._listening, []
+        waits = [maybeDeferred(p.stopListening) for p in ports]
+        goingAway = wire.header(SYSTEM) + wire._jsonEncode(["going_away", reason])
+        for conn in list(self.connections.values()):
+            conn.sendFrame(goingAway)
+            if conn._session is not None and conn._session.dirty:
+                waits.append(self._saveSession(conn._session))
+            conn.close(GOING_AWAY, reason)
+        d = DeferredList(waits, consumeErrors=True)
+
+        def stopServices(_):
+            stops = []
+            for entry in reversed(self._entries):
+                stop = getattr(entry.service, "stop", None)
+                if stop is not None:
+                    stops.append(maybeDeferred(stop))
+            self.running = False
+            return DeferredList(stops, consumeErrors=True)
+
+        return d.addCallback(stopServices).addCallback(lambda _: None)
+
+    # -- connections (called by transports)
+
+    def connectionMade(self, link, transport, peer, token=None, headers=None):
+        """
+        A transport accepted a connection.
+
+        @param link: the transport side, an
+            L{prism.interfaces.ITransportConnection}.
+        @param transport: the transport's name.
+        @param peer: the client's address.
+        @param token: the session token from the handshake's cookie, if any.
+        @return: the L{Connection} to feed frames to.
+        """
+        sessionId = verify(self.secret, token) if token else None
+        if token and sessionId is None:
+            self._error(
+                "session", "refused a session cookie with a bad signature", None, None, None, None, send=False
+            )
+        newSession = sessionId is None
+        conn = Connection(
+            self, link, transport, peer, sessionId or newSessionId(), newSession, headers
+        )
+        conn.cookieIssued = newSession
+        self.connections[conn.id] = conn
+        return conn
+
+    def _connectionOpened(self, conn):
+        """The handshake completed (called by the system service)."""
+        conn.welcomed = True
+        for entry in self._entries:
+            connected = getattr(entry.service, "connected", None)
+            if connected is not None:
+                try:
+                    connected(conn)
+                except Exception:
+                    self._error("handler", "connected() failed", conn, entry, None, Failure(), send=False)
+        self.events.emit("connect", conn)
+
+    def _connectionLost(self, conn, code, reason):
+        self.connections.pop(conn.id, None)
+        if conn.welcomed:
+            for entry in self._entries:
+                disconnected = getattr(entry.service, "disconnected", None)
+                if disconnected is not None:
+                    try:
+                        disconnected(conn)
+                    except Exception:
+                        self._error("handler", "disconnected() failed", conn, entry, None, Failure(), send=False)
+        session, conn._session = conn._session, None
+        if session is not None and session.dirty:
+            self._saveSession(session)
+        self.events.emit("disconnect", conn, code, reason)
+
+    # -- the per-message path
+
+    def _frameReceived(self, conn, frame, isBinary):
+        try:
+            sid, cb, isError, payload = wire.parse(frame)
+        except ProtocolError as e:
+            return self._error(e.kind, e.message, conn, None, None, None)
+        entries = self._entries
+        if sid >= len(entries):
+            return self._error("unknown_service", "no service has id {}".format(sid), conn, None, cb, None)
+        entry = entries[sid]
+        if isError:
+            return self._error("malformed", "clients may not send error frames", conn, entry, cb, None)
+        try:
+            value = entry.decode(payload)
+        except Exception as e:
+            return self._error(
+                "decode", "cannot decode {} payload: {}".format(entry.codec.name, e), conn, entry, cb, None
+            )
+        request = Request(self, conn, entry.name, sid, cb, value, len(frame))
+        if sid == SYSTEM:
+            return self._handle(entry, request)
+        if self.logRequests:
+            self.log.info(
+                "{peer} -> {service} cb={callbackId} ({size} bytes)",
+                peer=conn.peer,
+                service=entry.name,
+                callbackId=cb,
+                size=request.size,
+            )
+        if self._chain:
+            try:
+                result = self._chain.run(request)
+            except Exception:
+                return self._error("handler", "middleware failed", conn, entry, cb, Failure())
+            if isinstance(result, Deferred):
+                result.addCallbacks(
+                    self._afterMiddleware, self._middlewareFailed, (conn, entry, cb), None, (conn, entry, cb)
+                )
+                return
+            return self._afterMiddleware(result, conn, entry, cb)
+        if entry.sessions:
+            return self._withSession(entry, request)
+        return self._handle(entry, request)
+
+    def _middlewareFailed(self, failure, conn, entry, cb):
+        self._error("handler", "middleware failed", conn, entry, cb, failure)
+
+    def _afterMiddleware(self, result, conn, entry, cb):
+        if isinstance(result, Drop):
+            return self._drop(conn, entry, cb, result.reason)
+        if entry.sessions:
+            return self._withSession(entry, result)
+        return self._handle(entry, result)
+
+    def _withSession(self, entry, request):
+        conn = request.connection
+        session = conn.getSession()
+        if not isinstance(session, Deferred):
+            request.session = session
+            return self._handle(entry, request)
+        # Hold later frames of this connection until the session is bound,
+        # so that messages stay in order.
+        conn._hold()
+
+        def bound(session):
+            request.session = session
+            self._handle(entry, request)
+
+        def failed(f):
+            self._error("session", "cannot load the session: {}".format(f.getErrorMessage()), conn, entry, request.callbackId, f)
+
+        session.addCallbacks(bound, failed).addBoth(lambda _: conn._release())
+        return None
+
+    def _handle(self, entry, request):
+        conn = request.connection
+        try:
+            result = entry.service.messageReceived(request)
+        except Exception:
+            return self._error("handler", None, conn, entry, request.callbackId, Failure())
+        cb = request.callbackId
+        if iscoroutine(result):
+            result = Deferred.fromCoroutine(result)
+        if isinstance(result, Deferred):
+            if entry.callbacks and cb is not None:
+                result.addCallbacks(self._reply, self._handlerFailed, (conn, entry, cb), None, (conn, entry, cb))
+            else:
+                result.addErrback(self._handlerFailed, conn, entry, None)
+            if request.session is not None:
+                result.addBoth(self._afterHandler, request.session)
+            return None
+        if entry.callbacks and cb is not None and conn.open and result is not NO_REPLY:
+            try:
+                payload, isBinary = entry.codec.encode(result)
+            except Exception:
+                return self._error("handler", "cannot encode the result", conn, entry, cb, Failure())
+            if isBinary:
+                conn._write((entry.prefix + str(cb) + "|").encode("ascii") + payload, True)
+            else:
+                conn._write(entry.prefix + str(cb) + "|" + payload, False)
+        session = request.session
+        if session is not None and session.dirty:
+            self._saveSession(session)
+        return None
+
+    def _reply(self, result, conn, entry, cb):
+        if result is NO_REPLY or not conn.open:
+            return None
+        try:
+            conn.send(entry.id, result, cb)
+        except Exception:
+            self._error("handler", "cannot encode the result", conn, entry, cb, Failure())
+        return None
+
+    def _handlerFailed(self, failure, conn, entry, cb):
+        self._error("handler", None, conn, entry, cb, failure)
+        return None
+
+    def _afterHandler(self, result, session):
+        if session.dirty:
+            self._saveSession(session)
+        return result
+
+    def _saveSession(self, session):
+        d = session.save()
+        d.addErrback(
+            lambda f: self._error("session", "cannot save the session: {}".format(f.getErrorMessage()), None, None, None, f, send=False)
+        )
+        return d
+
+    # -- errors
+
+    def _error(self, kind, message, conn, entry, cb, failure, send=True):
+        """
+        Contain an error: log it, emit it on the event bus, and tell the
+        client when it answers a request (always) or, in debug mode, when it
+        concerns a frame without callback id.
+        """
+        if failure is not None:
+            exc = failure.value
+            if message is None:
+                message = str(exc) or type(exc).__name__
+            kind = getattr(exc, "kind", kind) if isinstance(exc, (ServiceError, ProtocolError)) else kind
+        service = entry.name if entry is not None else None
+        if failure is not None and kind == "handler":
+            self.log.failure(
+                "{service} handler failed for {peer}: {message}",
+                failure=failure,
+                service=service,
+                peer=conn.peer if conn is not None else None,
+                message=message,
+                kind=kind,
+            )
+        else:
+            self.log.warn(
+                "prism {kind} error from {peer}: {message}",
+                kind=kind,
+                message=message,
+                service=service,
+                peer=conn.peer if conn is not None else None,
+            )
+        if self.events.has("error"):
+            self.events.emit("error", ErrorEvent(kind, message, conn, service, cb, failure))
+        if not send or conn is None or not conn.open:
+            return None
+        tb = None
+        if self.debug and failure is not None and not isinstance(failure.value, (ServiceError, ProtocolError)):
+            tb = "".join(_traceback.format_exception(failure.type, failure.value, failure.getTracebackObject()))
+        if cb is not None and entry is not None:
+            conn.sendError(entry.id, cb, kind, message, tb)
+        elif self.debug:
+            conn.sendError(SYSTEM, None, kind, message, tb)
+        return None
+
+    def _drop(self, conn, entry, cb, reason):
+        """Report a request dropped by middleware."""
+        self.log.debug("dropped a request for {service}: {reason}", service=entry.name, reason=reason)
+        if self.events.has("drop"):
+            self.events.emit("drop", conn, entry.name, reason)
+        if reason is not None and conn.open:
+            conn.sendError(entry.id, cb, "dropped", reason)
+
+
+class _API:
+    """The namespace of server-side service APIs (C{server.api.rpc}, …)."""
+
+    def __repr__(self):
+        return "<prism API: {}>".format(", ".join(sorted(vars(self))))

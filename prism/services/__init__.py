@@ -1,0 +1,1 @@
+"""Prism's built-in Realtime Services."""

@@ -1,0 +1,188 @@
+"""
+The C{rpc} service: clients call Python functions by name.
+
+Handlers come from a package, a module, a mapping or a list of those::
+
+    RPCService(handlers="myapp.rpc")          # myapp/rpc/demo.py: def add(a, b)
+                                               #   -> clients call "demo.add"
+    RPCService(handlers={"add": add})          # -> clients call "add"
+
+Handlers are plain functions, functions returning a L{Deferred}, or
+C{async def} coroutines. A handler decorated with L{withRequest} receives the
+L{prism.interfaces.IRequest} as its first argument (session, connection id,
+client address, transport). A raised exception becomes an error reply
+(message always, traceback only in debug mode); raise
+L{prism.server.ServiceError} to choose the error kind.
+
+Wire format (C{docs/protocol.md}): request C{cb|["method", args…]}, result
+C{cb|value}, error C{cb!{"error": kind, "message": …}}.
+"""
+
+import importlib
+import inspect
+import pkgutil
+import types
+
+from prism.errors import PrismConfigError
+from prism.server import ServiceError
+from prism.services.base import Service
+
+__all__ = ["RPCService", "RPCAPI", "withRequest", "loadHandlers"]
+
+_NEEDS_REQUEST = "__prism_request__"
+
+
+def withRequest(function):
+    """
+    Mark an RPC handler that takes the request as its first argument::
+
+        @withRequest
+        def whoami(request):
+            return request.session.get("user")
+    """
+    setattr(function, _NEEDS_REQUEST, True)
+    return function
+
+
+def _publicFunctions(module, prefix):
+    names = getattr(module, "__all__", None)
+    found = {}
+    for name, value in vars(module).items():
+        if name.startswith("_") or not callable(value) or isinstance(value, type):
+            continue
+        if names is not None:
+            if name not in names:
+                continue
+        elif getattr(value, "__module__", None) != module.__name__:
+            continue  # imported helpers are not handlers
+        found[prefix + name] = value
+    return found
+
+
+def loadHandlers(spec):
+    """
+    Resolve a handler specification into a C{{name: callable}} mapping.
+
+    @param spec: a mapping of names to callables; a module object or dotted
+        module path (its public functions, as C{"<module>.<function>"}); a
+        package (every submodule's public functions, as
+        C{"<submodule>.<function>"}, recursively with dots); or a list of
+        those.
+    @raise PrismConfigError: if a module cannot be imported or a value is
+        not callable.
+    """
+    if spec is None:
+        return {}
+    if isinstance(spec, dict):
+        for name, value in spec.items():
+            if not callable(value):
+                raise PrismConfigError("rpc handler {!r} is not callable".format(name))
+        return dict(spec)
+    if isinstance(spec, (list, tuple)):
+        merged = {}
+        for item in spec:
+            merged.update(loadHandlers(item))
+        return merged
+    if isinstance(spec, str):
+        try:
+            spec = importlib.import_module(spec)
+        except ImportError as e:
+            raise PrismConfigError("rpc handlers: cannot import {!r}: {}".format(spec, e)) from None
+    if not isinstance(spec, types.ModuleType):
+        raise PrismConfigError("rpc handlers must be a package, module, dict or list, not {!r}".format(spec))
+    if hasattr(spec, "__path__"):  # a package: one namespace per submodule
+        handlers = {}
+        for info in pkgutil.walk_packages(spec.__path__, spec.__name__ + "."):
+            module = importlib.import_module(info.name)
+            relative = info.name[len(spec.__name__) + 1 :]
+            handlers.update(_publicFunctions(module, relative + "."))
+        return handlers
+    return _publicFunctions(spec, spec.__name__.rpartition(".")[2] + ".")
+
+
+class RPCAPI:
+    """
+    The server-side API of the C{rpc} service (C{server.api.rpc}).
+
+    @ivar handlers: the live C{{name: callable}} mapping.
+    """
+
+    def __init__(self, service):
+        self._service = service
+        self.handlers = service.handlers
+
+    def register(self, name, function):
+        """Add or replace a handler."""
+        if not callable(function):
+            raise PrismConfigError("rpc handler {!r} is not callable".format(name))
+        self.handlers[name] = function
+        self._service._refresh()
+
+    def unregister(self, name):
+        self.handlers.pop(name, None)
+        self._service._refresh()
+
+    def methods(self):
+        return sorted(self.handlers)
+
+
+class RPCService(Service):
+    """
+    @param handlers: see L{loadHandlers}.
+    @param sessions: load the session for every call, so that
+        L{withRequest} handlers can read and write C{request.session}.
+    """
+
+    codec = "json"
+    callbacks = True
+
+    def __init__(self, handlers=None, sessions=False):
+        self.handlers = loadHandlers(handlers)
+        self.sessions = bool(sessions)
+        self._refresh()
+
+    def _refresh(self):
+        # (function, needs request) pairs, so the hot path does one lookup.
+        self._table = {
+            name: (f, bool(getattr(f, _NEEDS_REQUEST, False))) for name, f in self.handlers.items()
+        }
+
+    def start(self, server, serviceId, name):
+        Service.start(self, server, serviceId, name)
+        return RPCAPI(self)
+
+    def messageReceived(self, request):
+        call = request.payload
+        if type(call) is not list or not call or type(call[0]) is not str:
+            raise ServiceError("malformed", 'an RPC call is ["method", arg, …]')
+        try:
+            function, needsRequest = self._table[call[0]]
+        except KeyError:
+            raise ServiceError("unknown_method", "no RPC method {!r}".format(call[0])) from None
+        if needsRequest:
+            return function(request, *call[1:])
+        return function(*call[1:])
+
+    def clientScript(self):
+        return _CLIENT
+
+
+_CLIENT = r"""
+function (svc) {
+  return {
+    call: function (method) {
+      return svc.request(Array.prototype.slice.call(arguments));
+    },
+    notify: function (method) {
+      svc.send(Array.prototype.slice.call(arguments));
+    }
+  };
+}
+"""
+
+
+def _signature(function):  # for discovery/docs tooling
+    try:
+        return str(inspect.signature(function))
+    except (TypeError, ValueError):
+        return "(…)"

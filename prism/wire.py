@@ -1,0 +1,207 @@
+"""
+The Prism wire protocol (C{docs/protocol.md}): pure functions and codecs, with
+no Twisted import, shared by the server and the clients.
+
+A frame is C{sid [cb] sep payload}: a one-character service id, an optional
+decimal callback id, C{"|"} (message or result) or C{"!"} (error), then the
+payload encoded by the service's codec. Text frames are L{str}, binary frames
+L{bytes}; the header is ASCII in both.
+"""
+
+import json
+
+import msgpack
+
+from prism.errors import ProtocolError
+
+__all__ = [
+    "ALPHABET",
+    "MAX_SERVICES",
+    "MAX_CALLBACK_ID",
+    "parse",
+    "header",
+    "CODECS",
+    "codec",
+    "encodeError",
+    "decodeError",
+]
+
+ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+MAX_SERVICES = len(ALPHABET)
+MAX_CALLBACK_ID = 999999999
+
+_SID = {c: i for i, c in enumerate(ALPHABET)}
+_SID_BYTE = [-1] * 256
+for _i, _c in enumerate(ALPHABET):
+    _SID_BYTE[ord(_c)] = _i
+del _i, _c
+
+_MAX_HEADER = 11  # sid + up to 9 digits + sep
+
+
+def _malformed(why):
+    return ProtocolError("malformed", why)
+
+
+def parse(frame):
+    """
+    Split a frame into its parts.
+
+    @param frame: a text (L{str}) or binary (L{bytes}) frame.
+    @return: C{(serviceId, callbackId, isError, payload)}; C{callbackId} is
+        L{None} when absent; C{payload} has the frame's type.
+    @raise ProtocolError: with kind C{"malformed"} if the frame breaks the
+        grammar.
+    """
+    if not frame:
+        raise _malformed("empty frame")
+    if isinstance(frame, str):
+        sid = _SID.get(frame[0], -1)
+        bar, bang = "|", "!"
+    else:
+        sid = _SID_BYTE[frame[0]]
+        bar, bang = b"|", b"!"
+    if sid < 0:
+        raise _malformed("frame does not start with a service id")
+    second = frame[1:2]
+    if second == bar:
+        return sid, None, False, frame[2:]
+    if second == bang:
+        return sid, None, True, frame[2:]
+    sep = frame.find(bar, 1, _MAX_HEADER)
+    other = frame.find(bang, 1, _MAX_HEADER)
+    if sep < 0 or (0 <= other < sep):
+        sep = other
+    if sep < 0:
+        raise _malformed("no separator after the callback id")
+    digits = frame[1:sep]
+    # isdigit() alone admits non-ASCII digits in str; the alphabet check
+    # below is exact for both types.
+    if not digits.isdigit() or not digits.isascii() or digits[:1] in ("0", b"0"):
+        raise _malformed("bad callback id")
+    return sid, int(digits), frame[sep : sep + 1] == bang, frame[sep + 1 :]
+
+
+def header(serviceId, callbackId=None, error=False):
+    """
+    @return: the text header of a frame (append a text payload to it, or
+        encode it to ASCII and append a binary payload).
+    """
+    sep = "!" if error else "|"
+    if callbackId is None:
+        return ALPHABET[serviceId] + sep
+    return ALPHABET[serviceId] + str(callbackId) + sep
+
+
+class RawCodec:
+    """Payloads passed as is: L{str} in text frames, L{bytes} in binary."""
+
+    name = "raw"
+
+    @staticmethod
+    def decode(payload):
+        return payload
+
+    @staticmethod
+    def encode(value):
+        """@return: C{(payload, isBinary)}."""
+        if isinstance(value, str):
+            return value, False
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value), True
+        raise TypeError("the raw codec sends str or bytes, not {}".format(type(value).__name__))
+
+
+_jsonEncode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_jsonDecode = json.JSONDecoder().decode
+
+
+class JSONCodec:
+    """One compact JSON value in a text frame."""
+
+    name = "json"
+
+    @staticmethod
+    def decode(payload):
+        if isinstance(payload, (bytes, bytearray)):
+            payload = payload.decode("utf-8")
+        return _jsonDecode(payload)
+
+    @staticmethod
+    def encode(value):
+        return _jsonEncode(value), False
+
+
+class MsgpackCodec:
+    """One msgpack value in a binary frame (no extension types)."""
+
+    name = "msgpack"
+
+    @staticmethod
+    def decode(payload):
+        if isinstance(payload, str):
+            raise ValueError("msgpack payloads travel in binary frames")
+        # max_buffer_size bounds every container and string by the frame's
+        # own size, so a tiny frame cannot announce a huge allocation.
+        return msgpack.unpackb(
+            payload, raw=False, strict_map_key=False, max_buffer_size=max(len(payload), 1)
+        )
+
+    @staticmethod
+    def encode(value):
+        return msgpack.packb(value, use_bin_type=True), True
+
+
+CODECS = {c.name: c for c in (RawCodec, JSONCodec, MsgpackCodec)}
+
+
+def codec(name):
+    """
+    @return: the codec called C{name}.
+    @raise ProtocolError: if there is none.
+    """
+    try:
+        return CODECS[name]
+    except KeyError:
+        raise ValueError(
+            "unknown codec {!r}; codecs: {}".format(name, ", ".join(sorted(CODECS)))
+        ) from None
+
+
+def frame(serviceId, callbackId, value, codecObj, error=False):
+    """
+    Encode a complete frame.
+
+    @return: C{(frame, isBinary)}.
+    """
+    head = header(serviceId, callbackId, error)
+    payload, isBinary = codecObj.encode(value)
+    if isBinary:
+        return head.encode("ascii") + payload, True
+    return head + payload, False
+
+
+def encodeError(serviceId, callbackId, kind, message, traceback=None, service=None):
+    """
+    @return: an error frame (always text; see C{docs/protocol.md}).
+    """
+    body = {"error": kind, "message": message}
+    if service is not None:
+        body["service"] = service
+    if traceback is not None:
+        body["traceback"] = traceback
+    return header(serviceId, callbackId, True) + _jsonEncode(body)
+
+
+def decodeError(payload):
+    """
+    @return: C{(kind, message, traceback)} from an error payload; tolerant of
+        malformed ones.
+    """
+    try:
+        if isinstance(payload, (bytes, bytearray)):
+            payload = payload.decode("utf-8")
+        body = _jsonDecode(payload)
+        return str(body.get("error", "error")), str(body.get("message", "")), body.get("traceback")
+    except Exception:
+        return "error", repr(payload), None

@@ -1,0 +1,13 @@
+# Prism's built-in services, transports, middleware and session stores.
+# Each line only names an implementation; nothing is imported until it is used.
+from prism.plugin import MiddlewarePlugin, ServicePlugin, SessionStorePlugin, TransportPlugin
+
+echo = ServicePlugin("echo", "prism.services.echo.EchoService", "Send every message back.")
+rpc = ServicePlugin("rpc", "prism.services.rpc.RPCService", "Remote procedure calls to Python handlers.")
+
+websocket = TransportPlugin("websocket", "prism.transports.websocket.WebSocketTransport", "Native WebSocket (Autobahn).")
+loopback = TransportPlugin("loopback", "prism.transports.loopback.LoopbackTransport", "In-process transport for tests and benchmarks.")
+
+logrequests = MiddlewarePlugin("log", "prism.middleware.LogRequests", "Log every incoming request.")
+
+memory = SessionStorePlugin("memory", "prism.sessions.MemorySessionStore", "In-memory sessions with expiry.")
