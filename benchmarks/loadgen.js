@@ -25,7 +25,10 @@
 // CALLS replies arrived or MAX_SECONDS passed, whichever comes first, and prints
 // one JSON line:
 //   {mode, calls, seconds, rate, p50_ms, p99_ms, bytes_per_call_out,
-//    bytes_per_call_in, ...}
+//    bytes_per_call_in, ..., loadgen_cpu}
+// loadgen_cpu is this process's CPU time over the timed window divided by its
+// length (1.0 = one core busy): close to 1 means the load generator itself may
+// be what limits the rate.
 // bytes_per_call_* are WebSocket message payload bytes (frame headers and
 // masking keys excluded). Exit status: 0 on success, 1 on any protocol or
 // connection error, 2 when MAX_SECONDS ran out first (the JSON line is still
@@ -105,6 +108,7 @@ let bytesOut = 0;   // over measured calls
 let bytesIn = 0;
 let measuredOut = 0;
 let t0 = 0n;        // hrtime when the warm-up ended
+let cpu0 = null;    // process.cpuUsage() then
 let tEnd = 0n;
 let errors = 0;
 let firstError = null;
@@ -138,6 +142,13 @@ function finish(code) {
   const seconds = t0 === 0n ? 0 : Number(tEnd - t0) / 1e9;
   const lat = latencies.subarray(0, nLat).sort();
   const timedOut = code === 2;
+  // The load generator's own CPU use over the timed window, as a share of one
+  // core: near 1.0 means it, not the server, may be the bottleneck.
+  let loadgenCpu = null;
+  if (cpu0 !== null && seconds > 0) {
+    const used = process.cpuUsage(cpu0);
+    loadgenCpu = round((used.user + used.system) / 1e6 / seconds, 3);
+  }
   const out = {
     mode: mode,
     calls: measured,
@@ -156,6 +167,7 @@ function finish(code) {
     sid: sid,
     timed_out: timedOut,
     errors: errors,
+    loadgen_cpu: loadgenCpu,
   };
   if (firstError !== null) out.error = firstError;
   if (code === 1 && firstError === null) out.error = "failed";
@@ -181,6 +193,7 @@ function Conn(index) {
     handshakeTimeout: Math.round(maxSeconds * 1000),
   });
   this.welcomed = false;
+  this.corked = false;
   const self = this;
   this.ws.on("open", () => self.onOpen());
   this.ws.on("message", (data, isBinary) => self.onMessage(data, isBinary));
@@ -212,9 +225,25 @@ Conn.prototype.sendOne = function () {
   this.ws.send(frame);
 };
 
+// Frames sent while handling one incoming TCP chunk leave in one write: the
+// socket is corked on the first send and uncorked on the next tick. This keeps
+// the load generator's own syscall cost low (it must not be the bottleneck),
+// and is the same for both servers.
 Conn.prototype.fill = function () {
+  if (this.pending.size >= inflight || issued >= totalCalls) return;
+  const sock = this.ws._socket;
+  if (!this.corked && sock) {
+    this.corked = true;
+    sock.cork();
+    process.nextTick(uncork, this, sock);
+  }
   while (this.pending.size < inflight && issued < totalCalls) this.sendOne();
 };
+
+function uncork(conn, sock) {
+  conn.corked = false;
+  sock.uncork();
+}
 
 Conn.prototype.onMessage = function (data, isBinary) {
   if (finished) return;
@@ -263,6 +292,7 @@ Conn.prototype.onMessage = function (data, isBinary) {
     bytesIn += data.length;
   } else if (completed === warmupCalls) {
     t0 = process.hrtime.bigint();
+    cpu0 = process.cpuUsage();
   }
   if (completed >= totalCalls) {
     tEnd = process.hrtime.bigint();
@@ -278,7 +308,10 @@ function connReady() {
   // Everybody is connected (and welcomed): start the load on all at once.
   reqTail = '|["echo","' + payload + '"]';
   replyTail = mode === "prism" ? '|"' + payload + '"' : reqTail;
-  if (warmupCalls === 0) t0 = process.hrtime.bigint();
+  if (warmupCalls === 0) {
+    t0 = process.hrtime.bigint();
+    cpu0 = process.cpuUsage();
+  }
   for (const c of conns) c.fill();
 }
 

@@ -46,7 +46,7 @@ def run_loopback(python, log):
     log.flush()
     try:
         out = subprocess.run(
-            [python, LOOPBACK],
+            [python, LOOPBACK, "--json"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -14,7 +14,7 @@ untimed warm-up run against each (for PyPy's JIT). It prints the median rate
 of each, and their ratio prism / bare: the share of bare Autobahn's throughput
 that Prism keeps, its framework overhead (the target is >= 0.9).
 
-    python3 benchmarks/wire.py --python .venv/bin/python [--rounds 5] [--calls 100000]
+    python3 benchmarks/wire.py --python .venv/bin/python [--rounds 5] [--calls 300000]
 
 This runner itself needs only the standard library (any Python 3). Every load
 run is bounded in calls and seconds, each server stops by itself after the
@@ -41,7 +41,7 @@ PRISM = os.path.join(HERE, "prism_rpc_server.py")
 
 DEFAULTS = dict(
     rounds=5,
-    calls=100000,
+    calls=300000,
     connections=10,
     inflight=10,
     payload=64,
@@ -69,6 +69,10 @@ def _pinned(cpus):
     if cpus is None:
         return None
     return lambda: os.sched_setaffinity(0, cpus)
+
+
+LOADGEN_BUSY = 0.9
+"""Above this share of a core, the load generator may be what limits a rate."""
 
 
 class BenchmarkError(Exception):
@@ -145,17 +149,19 @@ class Server:
         while self.port is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                errors = self.errors()
                 self.stop()
-                raise BenchmarkError("%s server did not start within %ss" % (name, start_timeout))
+                raise BenchmarkError(
+                    "%s server did not start within %ss:\n%s" % (name, start_timeout, errors)
+                )
             try:
                 line = lines.get(timeout=remaining)
             except queue.Empty:
                 continue
             if line is None:
+                errors = self.errors()
                 self.stop()
-                raise BenchmarkError(
-                    "%s server exited before listening:\n%s" % (name, self.errors())
-                )
+                raise BenchmarkError("%s server exited before listening:\n%s" % (name, errors))
             if line.startswith("LISTENING "):
                 self.port = int(line.split()[1])
 
@@ -169,6 +175,8 @@ class Server:
 
     def stop(self):
         """Terminate (then kill) this subprocess; only this one, by its own handle."""
+        if self.stderr.closed:
+            return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -218,20 +226,30 @@ def run_loadgen(url, mode, calls, connections, inflight, payload, max_seconds, n
     return result
 
 
+def _shown(path):
+    """A script path relative to the checkout when inside it."""
+    path = os.path.abspath(path)
+    return os.path.relpath(path, ROOT) if path.startswith(ROOT + os.sep) else path
+
+
 def _median(results, key):
     values = [r[key] for r in results if r.get(key) is not None]
     return statistics.median(values) if values else None
 
 
-def run_wire(python, log=sys.stderr, node="node", **options):
+def run_wire(python, log=sys.stderr, node="node", prism_server=None, **options):
     """
     The whole over-the-wire comparison for one interpreter.
 
+    @param prism_server: a script to run instead of C{prism_rpc_server.py}
+        (same arguments and C{LISTENING} line), for A/B experiments.
     @return: a dict: interpreter, settings, the median C{bare} and C{prism}
         results, C{ratio} (prism rate / bare rate) and every round's results.
     """
     opts = dict(DEFAULTS)
     opts.update({k: v for k, v in options.items() if v is not None})
+    if opts["rounds"] < 1 or opts["calls"] < 10 or opts["warmup_runs"] < 0:
+        raise BenchmarkError("need --rounds >= 1, --calls >= 10 and --warmup-runs >= 0")
     ensure_node_deps(node=node, log=log)
     runs = opts["warmup_runs"] + opts["rounds"]
     # Each server outlives the whole comparison, and no longer.
@@ -249,6 +267,7 @@ def run_wire(python, log=sys.stderr, node="node", **options):
         "python": python,
         "implementation": describe_python(python),
         "settings": {k: opts[k] for k in sorted(opts)},
+        "prism_server": _shown(prism_server or PRISM),
         "cpus": {
             "server": sorted(SERVER_CPUS) if SERVER_CPUS else None,
             "loadgen": sorted(LOADGEN_CPUS) if LOADGEN_CPUS else None,
@@ -258,7 +277,7 @@ def run_wire(python, log=sys.stderr, node="node", **options):
     try:
         bare = Server("bare", python, BARE, budget)
         servers.append(bare)
-        prism = Server("prism", python, PRISM, budget)
+        prism = Server("prism", python, prism_server or PRISM, budget)
         servers.append(prism)
         targets = [("bare", bare.url, "raw"), ("prism", prism.url, "prism")]
         rounds = {"bare": [], "prism": []}
@@ -268,8 +287,8 @@ def run_wire(python, log=sys.stderr, node="node", **options):
                 r = run_loadgen(url, mode, **load)
                 label = "warm-up" if warm else "round %d" % (i - opts["warmup_runs"] + 1)
                 log.write(
-                    "  %-8s %-5s %9.0f calls/s  p50 %6.2f ms  p99 %6.2f ms\n"
-                    % (label, name, r["rate"], r["p50_ms"], r["p99_ms"])
+                    "  %-8s %-5s %9.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  load generator cpu %.2f\n"
+                    % (label, name, r["rate"], r["p50_ms"], r["p99_ms"], r.get("loadgen_cpu") or 0)
                 )
                 log.flush()
                 if not warm:
@@ -277,6 +296,14 @@ def run_wire(python, log=sys.stderr, node="node", **options):
         for s in servers:
             if s.proc.poll() is not None:
                 raise BenchmarkError("%s server died during the run:\n%s" % (s.name, s.errors()))
+    except BenchmarkError as e:
+        # Add what the servers said: it is usually why a load run failed.
+        said = "".join(
+            "\n--- %s server stderr:\n%s" % (s.name, s.errors(1500))
+            for s in servers
+            if not s.stderr.closed and s.errors().strip()
+        )
+        raise BenchmarkError(str(e) + said) from None
     finally:
         for s in servers:
             s.stop()
@@ -289,6 +316,7 @@ def run_wire(python, log=sys.stderr, node="node", **options):
             "bytes_per_call_out": rs[0]["bytes_per_call_out"],
             "bytes_per_call_in": rs[0]["bytes_per_call_in"],
             "rates": [r["rate"] for r in rs],
+            "loadgen_cpu": _median(rs, "loadgen_cpu"),
         }
     summary["ratio"] = round(summary["prism"]["rate"] / summary["bare"]["rate"], 3)
     # Each prism round runs right after its bare round: the median of these
@@ -297,6 +325,12 @@ def run_wire(python, log=sys.stderr, node="node", **options):
         round(p["rate"] / b["rate"], 3) for b, p in zip(rounds["bare"], rounds["prism"])
     ]
     summary["ratio_paired_median"] = round(statistics.median(summary["round_ratios"]), 3)
+    busy = [n for n in ("bare", "prism") if (summary[n]["loadgen_cpu"] or 0) > LOADGEN_BUSY]
+    if busy:
+        summary["warning"] = (
+            "the load generator used more than %d%% of its core against %s: "
+            "it may have limited that rate" % (LOADGEN_BUSY * 100, " and ".join(busy))
+        )
     return summary
 
 
@@ -317,12 +351,13 @@ def format_summary(s):
             % (s["ratio"], s["ratio_paired_median"],
                ", ".join("%.3f" % r for r in s["round_ratios"])),
         ]
+        + (["  WARNING: " + s["warning"]] if "warning" in s else [])
     )
 
 
 def add_options(parser):
     parser.add_argument("--rounds", type=int, help="timed rounds per server (default 5)")
-    parser.add_argument("--calls", type=int, help="calls per load run (default 100000)")
+    parser.add_argument("--calls", type=int, help="calls per load run (default 300000)")
     parser.add_argument("--connections", type=int, help="connections (default 10)")
     parser.add_argument("--inflight", type=int, help="calls in flight per connection (default 10)")
     parser.add_argument("--payload", type=int, help="payload characters (default 64)")
@@ -343,10 +378,17 @@ def main(argv=None):
     parser.add_argument(
         "--python", default=sys.executable, help="interpreter for both servers (default: this one)"
     )
+    parser.add_argument(
+        "--prism-server",
+        metavar="SCRIPT",
+        help="run this script instead of prism_rpc_server.py (A/B experiments)",
+    )
     add_options(parser)
     args = parser.parse_args(argv)
     try:
-        summary = run_wire(args.python, node=args.node, **wire_options(args))
+        summary = run_wire(
+            args.python, node=args.node, prism_server=args.prism_server, **wire_options(args)
+        )
     except (BenchmarkError, subprocess.SubprocessError) as e:
         sys.stderr.write("wire: %s\n" % (e,))
         return 1

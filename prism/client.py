@@ -174,7 +174,9 @@ class _WebSocketLink:
             self._protocol.sendMessage(frame.encode("utf-8"), False)
 
     def close(self, code=1000, reason=""):
-        self._protocol.sendClose(code, reason or None)
+        from prism.transports.websocket import closeProtocol
+
+        closeProtocol(self._protocol, code, reason)
 
 
 class Client:
@@ -286,6 +288,9 @@ class Client:
         return d
 
     def _linked(self, link):
+        if self._closing:  # close() was called while connecting
+            link.close(1000, "")
+            raise ConnectionLost("the client was closed while connecting")
         self._link = link
         link.onFrame = self._frameReceived
         link.onClose = self._closed
@@ -330,6 +335,7 @@ class Client:
             self._link.close(code, reason)
 
     def _closed(self, code, reason):
+        wasConnected = self.connected
         self._link = None
         self.connected = False
         pending, self._pending = self._pending, {}
@@ -338,14 +344,31 @@ class Client:
                 timer.cancel()
             d.errback(ConnectionLost("connection closed ({}) before the reply".format(code)))
         self._emit("close", code, reason)
-        if self.reconnect and not self._closing:
+        # Only a connection that completed its handshake starts reconnecting:
+        # one lost before its welcome fails its connect() or _reconnect()
+        # Deferred, whose errback decides (and must be the only one to
+        # schedule the next attempt).
+        if wasConnected and self.reconnect and not self._closing:
             self._scheduleReconnect()
 
-    def _scheduleReconnect(self):
-        delay = min(self.maxDelay, self.initialDelay * (self.factor ** self._attempt))
+    def nextDelay(self):
+        """
+        @return: the delay before the next reconnection attempt: C{initialDelay
+            * factor ** attempt}, capped at C{maxDelay}, then randomised by
+            up to C{±jitter} of itself. C{attempt} counts the attempts since
+            the last successful handshake.
+        """
+        try:
+            delay = min(self.maxDelay, self.initialDelay * (self.factor ** self._attempt))
+        except OverflowError:  # after about a thousand failed attempts
+            delay = self.maxDelay
         delay *= 1 + self._random.uniform(-self.jitter, self.jitter)
+        return max(delay, 0)
+
+    def _scheduleReconnect(self):
+        delay = self.nextDelay()
         self._attempt += 1
-        self._retry = self.reactor.callLater(max(delay, 0), self._reconnect)
+        self._retry = self.reactor.callLater(delay, self._reconnect)
 
     def _reconnect(self):
         self._retry = None

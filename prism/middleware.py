@@ -93,6 +93,11 @@ class Chain:
         return self.run(result, i)
 
 
+# Module level on purpose: a Logger stored as a class attribute is a
+# descriptor that renames itself after the class, losing this namespace.
+_requestLog = Logger(namespace="prism.request")
+
+
 @implementer(IMiddleware)
 class LogRequests:
     """
@@ -100,10 +105,8 @@ class LogRequests:
     C{prism.request}: connection, service, callback id, size) and pass it on.
     """
 
-    log = Logger(namespace="prism.request")
-
     def __call__(self, request):
-        self.log.info(
+        _requestLog.info(
             "{peer} -> {service} cb={callbackId} ({size} bytes)",
             peer=request.connection.peer,
             connectionId=request.connection.id,

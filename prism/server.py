@@ -39,6 +39,7 @@ SYSTEM = 0
 PROTOCOL_VERSION = 1
 
 NO_REPLY = object()
+REFUSED_COOKIE = "refused a session cookie with a bad signature"
 """Returned by a service with callbacks that has sent its reply itself."""
 
 
@@ -187,6 +188,7 @@ class Connection:
         self._queue = None  # frames held while the session is being bound
         self.open = True
         self.welcomed = False
+        self.refusedCookie = False  # the handshake's cookie had a bad signature
 
     def __repr__(self):
         return "<Connection {} {} via {}>".format(self.id, self.peer, self.transport)
@@ -264,9 +266,14 @@ class Connection:
         if self._session is not None:
             return self._session
         if self._newSession:
+            # Store it now, so that the next message (which, without the
+            # cache, loads the session) and other connections find it.
             session = Session(self.sessionId, {}, server.sessionStore)
+            session.dirty = True
+            self._newSession = False
             if server.cacheSessions:
                 self._session = session
+            server._saveSession(session)
             return session
         sessionId = self.sessionId
 
@@ -494,21 +501,33 @@ class Server:
         @return: the L{Connection} to feed frames to.
         """
         sessionId = verify(self.secret, token) if token else None
-        if token and sessionId is None:
-            self._error(
-                "session", "refused a session cookie with a bad signature", None, None, None, None, send=False
-            )
         newSession = sessionId is None
         conn = Connection(
             self, link, transport, peer, sessionId or newSessionId(), newSession, headers
         )
         conn.cookieIssued = newSession
         self.connections[conn.id] = conn
+        if token and sessionId is None:
+            # Not sent now: the transport may still be in its handshake. The
+            # system service tells a debug-mode client when it says hello.
+            conn.refusedCookie = True
+            self._error("session", REFUSED_COOKIE, conn, None, None, None, send=False)
         return conn
 
     def _connectionOpened(self, conn):
         """The handshake completed (called by the system service)."""
         conn.welcomed = True
+        if self.usesSessions and conn._newSession:
+            # Store a session as soon as its id is handed out (cookie,
+            # welcome): a client presenting it later must find it, even if
+            # nothing was written to it yet, or it would be replaced by a new
+            # id on every connection while the browser keeps the old cookie.
+            session = Session(conn.sessionId, {}, self.sessionStore)
+            session.dirty = True
+            conn._newSession = False
+            if self.cacheSessions:
+                conn._session = session
+            self._saveSession(session)
         for entry in self._entries:
             connected = getattr(entry.service, "connected", None)
             if connected is not None:
@@ -709,12 +728,19 @@ class Server:
         return None
 
     def _drop(self, conn, entry, cb, reason):
-        """Report a request dropped by middleware."""
-        self.log.debug("dropped a request for {service}: {reason}", service=entry.name, reason=reason)
+        """
+        Report a request dropped by middleware: L{prism.middleware.DROP}
+        silently (a C{drop} event and a debug log line); a C{Drop(reason)} as
+        a C{dropped} error, contained like any other (logged, emitted as
+        C{error}, answered when the request has a callback id, and otherwise
+        only in debug mode, on the system service).
+        """
         if self.events.has("drop"):
             self.events.emit("drop", conn, entry.name, reason)
-        if reason is not None and conn.open:
-            conn.sendError(entry.id, cb, "dropped", reason)
+        if reason is None:
+            self.log.debug("dropped a request for {service}", service=entry.name)
+            return None
+        return self._error("dropped", reason, conn, entry, cb, None)
 
 
 class _API:

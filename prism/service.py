@@ -8,7 +8,7 @@ builds.
 """
 
 from twisted.application.service import Service
-from twisted.internet.defer import DeferredList
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
 __all__ = ["PrismService"]
@@ -23,6 +23,9 @@ class PrismService(Service):
     """
 
     log = Logger()
+
+    closeTimeout = 5.0
+    """Seconds L{stopService} waits for clients to complete the closing handshake."""
 
     def __init__(self, server, endpoints=()):
         self.server = server
@@ -51,5 +54,36 @@ class PrismService(Service):
             pass
 
     def stopService(self):
+        """
+        Stop gracefully; the returned L{Deferred} fires once every client
+        has completed its closing handshake (or C{closeTimeout} seconds
+        passed), so that C{twistd} and C{twist} do not tear down connections
+        that are still closing when they stop the reactor.
+        """
         Service.stopService(self)
-        return self.server.stop()
+        d = self.server.stop()
+        d.addCallback(lambda _: self._drained())
+        return d
+
+    def _drained(self):
+        server = self.server
+        if not server.connections:
+            return None
+        done = Deferred()
+
+        def check(*args):
+            if not server.connections and not done.called:
+                finish()
+
+        def finish():
+            server.events.off("disconnect", check)
+            if timer.active():
+                timer.cancel()
+            for conn in list(server.connections.values()):  # overdue: drop them
+                self.log.info("dropping {peer}: no closing handshake in time", peer=conn.peer)
+                conn.connectionLost(1006, "server stopped")
+            done.callback(None)
+
+        timer = server.reactor.callLater(self.closeTimeout, finish)
+        server.events.on("disconnect", check)
+        return done

@@ -8,7 +8,6 @@ never adopts an id it did not issue.
 """
 
 import base64
-import copy
 import hashlib
 import hmac
 import json
@@ -113,6 +112,10 @@ class Session(MutableMapping):
         return self._store.save(self.id, self._data)
 
 
+_jsonEncode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_jsonDecode = json.JSONDecoder().decode
+
+
 @implementer(ISessionStore)
 class MemorySessionStore:
     """
@@ -155,15 +158,18 @@ class MemorySessionStore:
         if entry is None:
             return fail(NoSuchSession(sessionId))
         entry[0] = now + self.ttl
-        return succeed(copy.deepcopy(entry[1]))
+        return succeed(_jsonDecode(entry[1]))
 
     def save(self, sessionId, data):
+        # Kept encoded, as a shared store keeps it: every load is a fresh
+        # copy, and the data comes back exactly as from Redis (tuples as
+        # lists, keys as strings).
         try:
-            json.dumps(data)
+            encoded = _jsonEncode(dict(data))
         except (TypeError, ValueError) as e:
             return fail(TypeError("session data must be JSON-compatible: {}".format(e)))
         now = self._now()
-        self._sessions[sessionId] = [now + self.ttl, copy.deepcopy(dict(data))]
+        self._sessions[sessionId] = [now + self.ttl, encoded]
         self._saves += 1
         if self._saves % 1000 == 0:
             self._sweep(now)

@@ -132,6 +132,10 @@ class JSONCodec:
         return _jsonEncode(value), False
 
 
+def _refuseExtension(code, data):
+    raise ValueError("msgpack extension type {} is not allowed".format(code))
+
+
 class MsgpackCodec:
     """One msgpack value in a binary frame (no extension types)."""
 
@@ -141,10 +145,21 @@ class MsgpackCodec:
     def decode(payload):
         if isinstance(payload, str):
             raise ValueError("msgpack payloads travel in binary frames")
-        # max_buffer_size bounds every container and string by the frame's
-        # own size, so a tiny frame cannot announce a huge allocation.
+        # Every string, container and extension is bounded by the frame's own
+        # size, so a tiny frame cannot announce a huge allocation. (unpackb
+        # takes no max_buffer_size: the C extension refuses the keyword and
+        # the pure-Python fallback, used on PyPy, passes its own.)
+        limit = len(payload)
         return msgpack.unpackb(
-            payload, raw=False, strict_map_key=False, max_buffer_size=max(len(payload), 1)
+            payload,
+            raw=False,
+            strict_map_key=False,
+            ext_hook=_refuseExtension,
+            max_str_len=limit,
+            max_bin_len=limit,
+            max_array_len=limit,
+            max_map_len=limit,
+            max_ext_len=limit,
         )
 
     @staticmethod
@@ -158,7 +173,7 @@ CODECS = {c.name: c for c in (RawCodec, JSONCodec, MsgpackCodec)}
 def codec(name):
     """
     @return: the codec called C{name}.
-    @raise ProtocolError: if there is none.
+    @raise ValueError: if there is none.
     """
     try:
         return CODECS[name]

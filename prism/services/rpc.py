@@ -92,12 +92,30 @@ def loadHandlers(spec):
         raise PrismConfigError("rpc handlers must be a package, module, dict or list, not {!r}".format(spec))
     if hasattr(spec, "__path__"):  # a package: one namespace per submodule
         handlers = {}
-        for info in pkgutil.walk_packages(spec.__path__, spec.__name__ + "."):
-            module = importlib.import_module(info.name)
-            relative = info.name[len(spec.__name__) + 1 :]
+        for relative, module in _submodules(spec, ""):
             handlers.update(_publicFunctions(module, relative + "."))
         return handlers
     return _publicFunctions(spec, spec.__name__.rpartition(".")[2] + ".")
+
+
+def _submodules(package, prefix):
+    """
+    Yield C{(relative name, module)} for every public submodule of
+    C{package}, recursively. Private (underscore) modules and packages are
+    neither exposed nor imported.
+    """
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        name = package.__name__ + "." + info.name
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:
+            raise PrismConfigError("rpc handlers: cannot import {!r}: {}".format(name, e)) from None
+        yield prefix + info.name, module
+        if info.ispkg:
+            for found in _submodules(module, prefix + info.name + "."):
+                yield found
 
 
 class RPCAPI:

@@ -4,7 +4,7 @@ binding and discovery. See C{docs/protocol.md}.
 """
 
 from prism.errors import NoSuchSession
-from prism.server import NO_REPLY, PROTOCOL_VERSION, ServiceError
+from prism.server import NO_REPLY, PROTOCOL_VERSION, REFUSED_COOKIE, SYSTEM, ServiceError
 from prism.services.base import Service
 from prism.sessions import newSessionId, verify
 
@@ -34,13 +34,15 @@ class SystemService(Service):
             raise ServiceError("malformed", "hello takes an object")
         if conn.welcomed:
             raise ServiceError("malformed", "hello was already sent on this connection")
+        if conn.refusedCookie and server.debug:
+            conn.sendError(SYSTEM, None, "session", REFUSED_COOKIE)
         token = options.get("session")
         if token is not None and conn._newSession:
             sessionId = verify(server.secret, token)
             if sessionId is None:
-                server._error(
-                    "session", "refused a session token with a bad signature", conn, None, None, None, send=False
-                )
+                # Reported like any error about a frame without callback
+                # id: to the client only in debug mode.
+                server._error("session", "refused a session token with a bad signature", conn, None, None, None)
             else:
                 conn.sessionId = sessionId
                 conn._newSession = False
@@ -63,7 +65,21 @@ class SystemService(Service):
             conn._release()
             return NO_REPLY
 
-        return server.sessionStore.touch(conn.sessionId).addErrback(missing).addCallback(welcome)
+        def failed(f):
+            # The store failed: answer the hello with an error (the client
+            # may say hello again), then release the frames held behind it.
+            server._error(
+                "session",
+                "cannot check the session: {}".format(f.getErrorMessage()),
+                conn,
+                server._entries[self.serviceId],
+                request.callbackId,
+                f,
+            )
+            conn._release()
+            return NO_REPLY
+
+        return server.sessionStore.touch(conn.sessionId).addErrback(missing).addCallbacks(welcome, failed)
 
     def _welcome(self, conn):
         self.server._connectionOpened(conn)

@@ -16,10 +16,16 @@ pings); this transport replaces each with a safe default:
     C{Origin} (non-browser clients); a list of patterns (C{fnmatch}, e.g.
     C{"https://*.example.com"}; C{"*"} allows all) replaces that.
   - server pings every C{pingInterval} seconds, closing the connection when
-    no pong arrives within C{pingTimeout}.
+    no pong arrives within C{pingTimeout}. Prism runs these timers itself on
+    the server's reactor: Autobahn's auto-ping goes through txaio's batched
+    timer, which quantizes every deadline down to a whole second (txaio
+    C{_BatchedTimer.call_later}: C{int(now + delay)}), so a sub-second
+    timeout fired before any pong could arrive, and a 20 s one could fire
+    after 19; it also ignored the server's (possibly fake) reactor.
   - permessage-deflate is off unless C{compression} is true.
 """
 
+import secrets
 from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
@@ -49,6 +55,25 @@ def parseCookies(header):
     return cookies
 
 
+def closeProtocol(protocol, code=1000, reason=""):
+    """
+    Start the closing handshake of an Autobahn protocol with any valid close
+    code. Autobahn's public C{sendClose} refuses everything but 1000 and
+    3000-4999, yet a server must send 1001 (going away) and 1009 (too big);
+    C{sendCloseFrame} is the documented-as-internal method that takes them.
+    A connection still in its opening handshake is dropped instead.
+    """
+    from autobahn.util import encode_truncate
+    from autobahn.websocket.protocol import WebSocketProtocol
+
+    if protocol.state == WebSocketProtocol.STATE_OPEN:
+        protocol.sendCloseFrame(
+            code=code, reasonUtf8=encode_truncate(reason, 123) if reason else None, isReply=False
+        )
+    elif protocol.state != WebSocketProtocol.STATE_CLOSED and protocol.transport is not None:
+        protocol.dropConnection(abort=True)
+
+
 def _peer(transport):
     address = transport.getPeer()
     host = getattr(address, "host", None)
@@ -70,6 +95,8 @@ class _Link:
 class PrismWebSocketProtocol(WebSocketServerProtocol):
     log = Logger()
     connection = None
+    _pingCall = None
+    _pingPayload = None
 
     def onConnect(self, request):
         factory = self.factory
@@ -87,12 +114,83 @@ class PrismWebSocketProtocol(WebSocketServerProtocol):
             token = parseCookies(cookie).get(server.sessionCookie)
         peer = _peer(self.transport)
         self.connection = conn = server.connectionMade(_Link(self, peer), "websocket", peer, token, request.headers)
-        if conn.cookieIssued and server.usesSessions:
-            return (
-                None,
-                {"Set-Cookie": "{}={}; Path=/; HttpOnly; SameSite=Lax".format(server.sessionCookie, conn.sessionToken)},
-            )
-        return None
+        if not server.usesSessions:
+            return None
+        if conn.cookieIssued:
+            return self._setCookie(conn)
+        # The cookie is genuine, but its session may be gone (expired, or
+        # never stored): then issue a new one and replace the cookie now,
+        # while there is still an HTTP response to carry it. Otherwise the
+        # browser would keep presenting the dead id, and each of its
+        # connections would get a session of its own. (onConnect may return
+        # a Deferred; Autobahn completes the handshake when it fires.)
+        from prism.errors import NoSuchSession
+        from prism.sessions import newSessionId
+
+        def missing(f):
+            f.trap(NoSuchSession)
+            if conn.open and not conn.welcomed:
+                conn.sessionId = newSessionId()
+                conn._newSession = True
+                conn._session = None
+                conn.cookieIssued = True
+                return self._setCookie(conn)
+            return None
+
+        def failed(f):
+            self.log.failure("cannot check the session of {peer}", failure=f, peer=peer)
+            return None  # the hello checks again and reports it
+
+        return server.sessionStore.touch(conn.sessionId).addCallback(lambda _: None).addErrback(missing).addErrback(failed)
+
+    def _setCookie(self, conn):
+        server = conn.server
+        return (
+            None,
+            {"Set-Cookie": "{}={}; Path=/; HttpOnly; SameSite=Lax".format(server.sessionCookie, conn.sessionToken)},
+        )
+
+    # -- server pings (see the module docstring)
+
+    def onOpen(self):
+        self._schedulePing()
+
+    def _schedulePing(self):
+        interval = self.factory.prismTransport.pingInterval
+        if interval and interval > 0:
+            self._pingPayload = None
+            self._pingCall = self.factory.prismServer.reactor.callLater(interval, self._sendPrismPing)
+
+    def _sendPrismPing(self):
+        from autobahn.websocket.protocol import WebSocketProtocol
+
+        self._pingCall = None
+        if self.state != WebSocketProtocol.STATE_OPEN:
+            return
+        self._pingPayload = payload = secrets.token_bytes(8)
+        self.sendPing(payload)
+        self._pingCall = self.factory.prismServer.reactor.callLater(
+            self.factory.prismTransport.pingTimeout, self._pingTimedOut
+        )
+
+    def onPong(self, payload):
+        if self._pingPayload is not None and payload == self._pingPayload:
+            self._cancelPing()
+            self._schedulePing()
+
+    def _pingTimedOut(self):
+        self._pingCall = None
+        self.log.info(
+            "no pong from {peer} within {timeout} s: dropping the connection",
+            peer=self.connection.peer if self.connection is not None else None,
+            timeout=self.factory.prismTransport.pingTimeout,
+        )
+        self.dropConnection(abort=True)
+
+    def _cancelPing(self):
+        call, self._pingCall = self._pingCall, None
+        if call is not None and call.active():
+            call.cancel()
 
     def onMessage(self, payload, isBinary):
         conn = self.connection
@@ -111,6 +209,7 @@ class PrismWebSocketProtocol(WebSocketServerProtocol):
         conn.frameReceived(payload, isBinary)
 
     def onClose(self, wasClean, code, reason):
+        self._cancelPing()
         conn = self.connection
         if conn is not None:
             conn.connectionLost(code, reason)
@@ -122,7 +221,7 @@ class PrismWebSocketProtocol(WebSocketServerProtocol):
             self.sendMessage(frame.encode("utf-8"), False)
 
     def _prismClose(self, code=1000, reason=""):
-        self.sendClose(code, reason or None)
+        closeProtocol(self, code, reason)
 
 
 @implementer(ITransport)
@@ -156,6 +255,11 @@ class WebSocketTransport:
             isinstance(allowedOrigins, str) or not all(isinstance(o, str) for o in allowedOrigins)
         ):
             raise PrismConfigError("websocket: allowedOrigins must be a list of strings")
+        for option, value in (("pingInterval", pingInterval), ("pingTimeout", pingTimeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise PrismConfigError("websocket: {} must be a number of seconds >= 0".format(option))
+        if pingInterval and not pingTimeout:
+            raise PrismConfigError("websocket: pingTimeout must be positive when pingInterval is")
         self.maxMessageSize = maxMessageSize
         self.allowedOrigins = list(allowedOrigins) if allowedOrigins is not None else None
         self.pingInterval = pingInterval
@@ -181,8 +285,7 @@ class WebSocketTransport:
         options = dict(
             maxMessagePayloadSize=hard,
             maxFramePayloadSize=hard,
-            autoPingInterval=self.pingInterval,
-            autoPingTimeout=self.pingTimeout,
+            autoPingInterval=0,  # Prism sends the pings itself (see the module docstring)
             openHandshakeTimeout=self.handshakeTimeout,
             closeHandshakeTimeout=5,
             failByDrop=False,
