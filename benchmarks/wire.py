@@ -16,6 +16,9 @@ that Prism keeps, its framework overhead (the target is >= 0.9).
 
     python3 benchmarks/wire.py --python .venv/bin/python [--rounds 5] [--calls 300000]
 
+With two or more cores, the servers run pinned to the last core and the load
+generator to the others. See docs/benchmarks.md for how to read the output.
+
 This runner itself needs only the standard library (any Python 3). Every load
 run is bounded in calls and seconds, each server stops by itself after the
 whole budget, and both are killed when the runner exits. Only 127.0.0.1.

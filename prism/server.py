@@ -19,6 +19,7 @@ asynchronous.
 
 import secrets
 import traceback as _traceback
+from collections import deque
 from inspect import iscoroutine
 
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
@@ -38,9 +39,12 @@ GOING_AWAY = 1001
 SYSTEM = 0
 PROTOCOL_VERSION = 1
 
+_PLAIN = frozenset([str, bytes, int, float, bool, list, dict, tuple, type(None)])
+
 NO_REPLY = object()
-REFUSED_COOKIE = "refused a session cookie with a bad signature"
 """Returned by a service with callbacks that has sent its reply itself."""
+
+REFUSED_COOKIE = "refused a session cookie with a bad signature"
 
 
 def _defaultReactor():
@@ -186,6 +190,7 @@ class Connection:
         self._newSession = newSession  # issued for this connection, not yet stored
         self._session = None  # the cached Session (cache_sessions on)
         self._queue = None  # frames held while the session is being bound
+        self._holds = 0
         self.open = True
         self.welcomed = False
         self.refusedCookie = False  # the handshake's cookie had a bad signature
@@ -237,17 +242,28 @@ class Connection:
     # -- sessions
 
     def _hold(self):
+        """
+        Hold this connection's later frames until L{_release} (session
+        binding, asynchronous middleware), so that messages keep their order.
+        Holds nest.
+        """
+        self._holds += 1
         if self._queue is None:
-            self._queue = []
+            self._queue = deque()
 
-    def _release(self):
+    def _release(self, result=None):
+        self._holds -= 1
+        if self._holds > 0:
+            return result
         queue, self._queue = self._queue, None
         while queue and self.open:
-            frame, isBinary = queue.pop(0)
-            if self._queue is not None:  # held again while draining
-                self._queue.extend([(frame, isBinary)] + queue)
-                return
+            frame, isBinary = queue.popleft()
             self.server._frameReceived(self, frame, isBinary)
+            if self._queue is not None:  # held again while draining
+                queue.extend(self._queue)
+                self._queue = queue
+                return result
+        return result
 
     def _replaceSession(self):
         """Issue a fresh session id (the presented one no longer exists)."""
@@ -561,7 +577,7 @@ class Server:
             return self._error(e.kind, e.message, conn, None, None, None)
         entries = self._entries
         if sid >= len(entries):
-            return self._error("unknown_service", "no service has id {}".format(sid), conn, None, cb, None)
+            return self._error("unknown_service", "no service has id {}".format(sid), conn, None, cb, None, sid=sid)
         entry = entries[sid]
         if isError:
             return self._error("malformed", "clients may not send error frames", conn, entry, cb, None)
@@ -582,15 +598,19 @@ class Server:
                 callbackId=cb,
                 size=request.size,
             )
-        if self._chain:
+        if self._chain._steps:  # (a list: no Python-level __bool__ per message)
             try:
                 result = self._chain.run(request)
             except Exception:
-                return self._error("handler", "middleware failed", conn, entry, cb, Failure())
+                return self._error("handler", None, conn, entry, cb, Failure())
             if isinstance(result, Deferred):
+                # Asynchronous middleware: later frames of this connection
+                # wait, so that messages reach their services in order.
+                conn._hold()
                 result.addCallbacks(
                     self._afterMiddleware, self._middlewareFailed, (conn, entry, cb), None, (conn, entry, cb)
                 )
+                result.addBoth(conn._release)
                 return
             return self._afterMiddleware(result, conn, entry, cb)
         if entry.sessions:
@@ -598,7 +618,7 @@ class Server:
         return self._handle(entry, request)
 
     def _middlewareFailed(self, failure, conn, entry, cb):
-        self._error("handler", "middleware failed", conn, entry, cb, failure)
+        self._error("handler", None, conn, entry, cb, failure)
 
     def _afterMiddleware(self, result, conn, entry, cb):
         if isinstance(result, Drop):
@@ -634,16 +654,11 @@ class Server:
         except Exception:
             return self._error("handler", None, conn, entry, request.callbackId, Failure())
         cb = request.callbackId
-        if iscoroutine(result):
-            result = Deferred.fromCoroutine(result)
-        if isinstance(result, Deferred):
-            if entry.callbacks and cb is not None:
-                result.addCallbacks(self._reply, self._handlerFailed, (conn, entry, cb), None, (conn, entry, cb))
-            else:
-                result.addErrback(self._handlerFailed, conn, entry, None)
-            if request.session is not None:
-                result.addBoth(self._afterHandler, request.session)
-            return None
+        if result.__class__ not in _PLAIN:  # skip two checks for plain values
+            if iscoroutine(result):
+                result = Deferred.fromCoroutine(result)
+            if isinstance(result, Deferred):
+                return self._handleDeferred(result, conn, entry, request, cb)
         if entry.callbacks and cb is not None and conn.open and result is not NO_REPLY:
             try:
                 payload, isBinary = entry.codec.encode(result)
@@ -656,6 +671,15 @@ class Server:
         session = request.session
         if session is not None and session.dirty:
             self._saveSession(session)
+        return None
+
+    def _handleDeferred(self, result, conn, entry, request, cb):
+        if entry.callbacks and cb is not None:
+            result.addCallbacks(self._reply, self._handlerFailed, (conn, entry, cb), None, (conn, entry, cb))
+        else:
+            result.addErrback(self._handlerFailed, conn, entry, None)
+        if request.session is not None:
+            result.addBoth(self._afterHandler, request.session)
         return None
 
     def _reply(self, result, conn, entry, cb):
@@ -685,7 +709,7 @@ class Server:
 
     # -- errors
 
-    def _error(self, kind, message, conn, entry, cb, failure, send=True):
+    def _error(self, kind, message, conn, entry, cb, failure, send=True, sid=None):
         """
         Contain an error: log it, emit it on the event bus, and tell the
         client when it answers a request (always) or, in debug mode, when it
@@ -721,8 +745,8 @@ class Server:
         tb = None
         if self.debug and failure is not None and not isinstance(failure.value, (ServiceError, ProtocolError)):
             tb = "".join(_traceback.format_exception(failure.type, failure.value, failure.getTracebackObject()))
-        if cb is not None and entry is not None:
-            conn.sendError(entry.id, cb, kind, message, tb)
+        if cb is not None and (entry is not None or sid is not None):
+            conn.sendError(entry.id if entry is not None else sid, cb, kind, message, tb)
         elif self.debug:
             conn.sendError(SYSTEM, None, kind, message, tb)
         return None

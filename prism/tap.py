@@ -38,6 +38,8 @@ class Options(usage.Options):
         self["service"].append(name)
 
     def postOptions(self):
+        # Validate everything, and build the services, before anything
+        # starts: errors become one clean UsageError line from twistd.
         from prism._plugins import Registry
         from prism.errors import PrismError
 
@@ -48,31 +50,40 @@ class Options(usage.Options):
         try:
             services = Registry("service")
             transports = Registry("transport")
-            self.servicePlugins = [services.get(name) for name in self["service"]]
             self.transportPlugin = transports.get(self["transport"])
+            self.services = []
+            for name in self["service"]:
+                factory = services.load(name)
+                if name == "rpc":
+                    service = factory(handlers=self["rpc-handlers"])
+                else:
+                    service = factory()
+                self.services.append((name, service))
+            self.transport = self.transportPlugin.load()()
         except PrismError as e:
             raise usage.UsageError(str(e))
 
 
 def makeService(options):
+    import txaio
+
     from prism.errors import PrismError
     from prism.server import Server
     from prism.service import PrismService
 
+    # Autobahn logs every frame at debug level through txaio; twistd -n
+    # shows debug events, so keep Autobahn at info: Prism is silent by
+    # default (use --log-requests for per-request lines).
+    txaio.set_global_log_level("info")
     try:
         server = Server(
-            transport=options.transportPlugin.load()(),
+            transport=options.transport,
             debug=bool(options["debug"]),
             secret=options["secret"],
             logRequests=bool(options["log-requests"]),
         )
-        for plugin in options.servicePlugins:
-            factory = plugin.load()
-            if plugin.name == "rpc":
-                service = factory(handlers=options["rpc-handlers"])
-            else:
-                service = factory()
-            server.service(plugin.name, service)
+        for name, service in options.services:
+            server.service(name, service)
     except PrismError as e:
         raise usage.UsageError(str(e))
     return PrismService(server, options["listen"])

@@ -55,31 +55,33 @@ def parse(frame):
     """
     if not frame:
         raise _malformed("empty frame")
-    if isinstance(frame, str):
+    if frame.__class__ is str:
         sid = _SID.get(frame[0], -1)
-        bar, bang = "|", "!"
+        bar, bang, zero = "|", "!", "0"
     else:
         sid = _SID_BYTE[frame[0]]
-        bar, bang = b"|", b"!"
+        bar, bang, zero = b"|", b"!", b"0"
     if sid < 0:
         raise _malformed("frame does not start with a service id")
-    second = frame[1:2]
-    if second == bar:
-        return sid, None, False, frame[2:]
-    if second == bang:
-        return sid, None, True, frame[2:]
+    # The common frames first: a message (sid "|") or a request (sid cb "|").
+    # Digits never contain a separator, so the first "|" ends a valid header.
     sep = frame.find(bar, 1, _MAX_HEADER)
-    other = frame.find(bang, 1, _MAX_HEADER)
-    if sep < 0 or (0 <= other < sep):
-        sep = other
+    if sep == 1:
+        return sid, None, False, frame[2:]
+    if sep > 1:
+        digits = frame[1:sep]
+        # isdigit() alone admits non-ASCII digits in str: isascii() too.
+        if digits.isdigit() and digits.isascii() and digits[:1] != zero:
+            return sid, int(digits), False, frame[sep + 1 :]
+    sep = frame.find(bang, 1, _MAX_HEADER)
+    if sep == 1:
+        return sid, None, True, frame[2:]
     if sep < 0:
         raise _malformed("no separator after the callback id")
     digits = frame[1:sep]
-    # isdigit() alone admits non-ASCII digits in str; the alphabet check
-    # below is exact for both types.
-    if not digits.isdigit() or not digits.isascii() or digits[:1] in ("0", b"0"):
-        raise _malformed("bad callback id")
-    return sid, int(digits), frame[sep : sep + 1] == bang, frame[sep + 1 :]
+    if digits.isdigit() and digits.isascii() and digits[:1] != zero:
+        return sid, int(digits), True, frame[sep + 1 :]
+    raise _malformed("bad callback id")
 
 
 def header(serviceId, callbackId=None, error=False):
@@ -113,7 +115,23 @@ class RawCodec:
 
 
 _jsonEncode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_jsonDecode = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+_jsonDecode = _decoder.decode
+_jsonScan = _decoder.scan_once
+
+
+def _fastJSONDecode(text):
+    # JSONDecoder.decode wraps the (C) scanner in Python-level whitespace
+    # handling that costs several times the scan itself; frames from Prism's
+    # clients are compact, so scan directly and fall back to the full decoder
+    # (and its precise error messages) for anything else.
+    try:
+        value, end = _jsonScan(text, 0)
+    except StopIteration:
+        return _jsonDecode(text)
+    if end != len(text):
+        return _jsonDecode(text)
+    return value
 
 
 class JSONCodec:
@@ -123,9 +141,9 @@ class JSONCodec:
 
     @staticmethod
     def decode(payload):
-        if isinstance(payload, (bytes, bytearray)):
+        if payload.__class__ is not str:
             payload = payload.decode("utf-8")
-        return _jsonDecode(payload)
+        return _fastJSONDecode(payload)
 
     @staticmethod
     def encode(value):
