@@ -204,7 +204,10 @@ class PrismWebSocketProtocol(WebSocketServerProtocol):
             return
         if not isBinary:
             payload = payload.decode("utf-8")  # Autobahn has validated it
-        conn.frameReceived(payload, isBinary)
+        if conn._queue is None:  # the hot path: straight to the kernel
+            conn.server._frameReceived(conn, payload, isBinary)
+        else:
+            conn.frameReceived(payload, isBinary)
 
     def onClose(self, wasClean, code, reason):
         self._cancelPing()
