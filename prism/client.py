@@ -27,6 +27,7 @@ from twisted.logger import Logger
 
 from prism import wire
 from prism.errors import CallTimeout, ConnectionLost, PrismError, ProtocolError, RemoteError
+from prism.events import EventBus
 
 __all__ = ["Client", "ServiceClient", "RPCClient", "SERVICE_CLIENTS"]
 
@@ -235,7 +236,8 @@ class Client:
         self.connected = False
         self._serviceClients = dict(SERVICE_CLIENTS, **(services or {}))
         self._byId = {}
-        self._handlers = {}
+        self._events = EventBus()
+        self._emit = self._events.emit
         self._pending = {}
         self._nextCallback = 0
         self._link = None
@@ -253,20 +255,11 @@ class Client:
     # -- events
 
     def on(self, event, handler):
-        self._handlers.setdefault(event, []).append(handler)
-        return handler
+        """Call C{handler(*args)} on a client event; returns C{handler}."""
+        return self._events.on(event, handler)
 
     def off(self, event, handler):
-        handlers = self._handlers.get(event, [])
-        if handler in handlers:
-            handlers.remove(handler)
-
-    def _emit(self, event, *args):
-        for handler in tuple(self._handlers.get(event, ())):
-            try:
-                handler(*args)
-            except Exception:
-                self.log.failure("client event handler for {event} failed", event=event)
+        self._events.off(event, handler)
 
     # -- connecting
 
@@ -314,7 +307,6 @@ class Client:
                 cls = self._serviceClients.get(name, ServiceClient)
                 existing = cls(self, name, serviceId, codec, callbacks)
                 setattr(self.api, name, existing)
-            self._byId[serviceId] = existing
         for name in list(vars(self.api)):
             if name not in seen:
                 delattr(self.api, name)

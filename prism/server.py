@@ -29,6 +29,7 @@ from zope.interface import implementer
 
 from prism import wire
 from prism.errors import NoSuchSession, PrismConfigError, PrismError, ProtocolError
+from prism.events import EventBus
 from prism.interfaces import IConnection, IRequest
 from prism.middleware import Chain, Drop
 from prism.sessions import MemorySessionStore, Session, newSessionId, sign, verify
@@ -60,41 +61,6 @@ class ServiceError(PrismError):
         PrismError.__init__(self, message)
         self.kind = kind
         self.message = message
-
-
-class EventBus:
-    """
-    Application-facing events: C{connect} (connection), C{disconnect}
-    (connection, code, reason), C{error} (an L{ErrorEvent}), and any event a
-    service emits (named C{"<service>.<event>"}). Handlers run synchronously;
-    a failing handler is logged and never disturbs the others.
-    """
-
-    log = Logger()
-
-    def __init__(self):
-        self._handlers = {}
-
-    def on(self, event, handler):
-        """Call C{handler(*args)} whenever C{event} is emitted; returns C{handler}."""
-        self._handlers.setdefault(event, []).append(handler)
-        return handler
-
-    def off(self, event, handler):
-        """Stop calling C{handler} for C{event}."""
-        handlers = self._handlers.get(event, [])
-        if handler in handlers:
-            handlers.remove(handler)
-
-    def has(self, event):
-        return bool(self._handlers.get(event))
-
-    def emit(self, event, *args):
-        for handler in tuple(self._handlers.get(event, ())):
-            try:
-                handler(*args)
-            except Exception:
-                self.log.failure("event handler {handler!r} for {event} failed", handler=handler, event=event)
 
 
 class ErrorEvent:
@@ -273,6 +239,23 @@ class Connection:
         if self.welcomed:
             self._write(wire.header(SYSTEM) + wire._jsonEncode(["session", self.sessionToken]), False)
 
+    def _storeNewSession(self):
+        """
+        Store the session issued for this connection as soon as it is handed
+        out (cookie, welcome) or first used: a client presenting it later, and
+        the next message when the cache is off, must find it.
+
+        @return: the new L{Session}.
+        """
+        server = self.server
+        session = Session(self.sessionId, {}, server.sessionStore)
+        session.dirty = True
+        self._newSession = False
+        if server.cacheSessions:
+            self._session = session
+        server._saveSession(session)
+        return session
+
     def getSession(self):
         """
         @return: the L{Session} (from the connection's cache when
@@ -282,15 +265,7 @@ class Connection:
         if self._session is not None:
             return self._session
         if self._newSession:
-            # Store it now, so that the next message (which, without the
-            # cache, loads the session) and other connections find it.
-            session = Session(self.sessionId, {}, server.sessionStore)
-            session.dirty = True
-            self._newSession = False
-            if server.cacheSessions:
-                self._session = session
-            server._saveSession(session)
-            return session
+            return self._storeNewSession()
         sessionId = self.sessionId
 
         def loaded(data):
@@ -534,35 +509,26 @@ class Server:
         """The handshake completed (called by the system service)."""
         conn.welcomed = True
         if self.usesSessions and conn._newSession:
-            # Store a session as soon as its id is handed out (cookie,
-            # welcome): a client presenting it later must find it, even if
-            # nothing was written to it yet, or it would be replaced by a new
-            # id on every connection while the browser keeps the old cookie.
-            session = Session(conn.sessionId, {}, self.sessionStore)
-            session.dirty = True
-            conn._newSession = False
-            if self.cacheSessions:
-                conn._session = session
-            self._saveSession(session)
-        for entry in self._entries:
-            connected = getattr(entry.service, "connected", None)
-            if connected is not None:
-                try:
-                    connected(conn)
-                except Exception:
-                    self._error("handler", "connected() failed", conn, entry, None, Failure(), send=False)
+            # Otherwise a browser keeping the cookie would get a new session
+            # on every connection.
+            conn._storeNewSession()
+        self._notifyServices("connected", conn)
         self.events.emit("connect", conn)
+
+    def _notifyServices(self, hook, conn):
+        """Call every service's C{connected} or C{disconnected}, containing failures."""
+        for entry in self._entries:
+            method = getattr(entry.service, hook, None)
+            if method is not None:
+                try:
+                    method(conn)
+                except Exception:
+                    self._error("handler", "{}() failed".format(hook), conn, entry, None, Failure(), send=False)
 
     def _connectionLost(self, conn, code, reason):
         self.connections.pop(conn.id, None)
         if conn.welcomed:
-            for entry in self._entries:
-                disconnected = getattr(entry.service, "disconnected", None)
-                if disconnected is not None:
-                    try:
-                        disconnected(conn)
-                    except Exception:
-                        self._error("handler", "disconnected() failed", conn, entry, None, Failure(), send=False)
+            self._notifyServices("disconnected", conn)
         session, conn._session = conn._session, None
         if session is not None and session.dirty:
             self._saveSession(session)

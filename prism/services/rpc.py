@@ -19,7 +19,6 @@ C{cb|value}, error C{cb!{"error": kind, "message": …}}.
 """
 
 import importlib
-import inspect
 import pkgutil
 import types
 
@@ -198,9 +197,3 @@ function (svc) {
 }
 """
 
-
-def _signature(function):  # for discovery/docs tooling
-    try:
-        return str(inspect.signature(function))
-    except (TypeError, ValueError):
-        return "(…)"
