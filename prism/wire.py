@@ -9,6 +9,7 @@ L{bytes}; the header is ASCII in both.
 """
 
 import json
+import sys
 
 import msgpack
 
@@ -132,6 +133,12 @@ def _fastJSONDecode(text):
     if end != len(text):
         return _jsonDecode(text)
     return value
+
+
+if sys.implementation.name == "pypy":  # pragma: no cover
+    # PyPy's json.loads has a fast path of its own (_pypyjson); its
+    # scan_once is the pure-Python scanner.
+    _fastJSONDecode = json.loads  # noqa: F811
 
 
 class JSONCodec:
