@@ -449,6 +449,34 @@ class Server:
         transport = transport if transport is not None else self.transport
         return transport.resource(self)
 
+    def build_client(self, format="esm", minify=False, url=None):
+        """
+        Build the JavaScript client for this server's transport and public
+        services (see L{prism.builder.buildClient} and
+        C{docs/javascript-client.md}).
+
+        @param format: C{"esm"}, C{"script"} (defines the global C{Prism})
+            or C{"cjs"}.
+        @param minify: minify with esbuild (blocking; needs C{npm ci}).
+        @param url: the default server URL baked into the client.
+        @return: the JavaScript source (L{str}).
+        @raise prism.builder.ClientBuildError: (a L{PrismConfigError}) if no
+            client can be built for this configuration.
+        """
+        from prism.builder import buildClient
+
+        return buildClient(self, format=format, minify=minify, url=url)
+
+    def browser_assets(self):
+        """
+        @return: the extra static files browsers need (dicts with C{name},
+            C{path} or C{url}, C{type}): the union of the transport's and the
+            public services' C{browserAssets()}.
+        """
+        from prism.builder import browserAssets
+
+        return browserAssets(self)
+
     def stop(self, reason="server shutting down"):
         """
         Stop gracefully: stop listening, tell every client the server is going

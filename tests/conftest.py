@@ -8,10 +8,44 @@ servers stopped, listening ports closed. pytest-twisted has no dirty-reactor
 check and no default timeout, so every wait goes through L{within}.
 """
 
+import platform
+
 import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
 from twisted.internet.protocol import Protocol
+
+PYPY = platform.python_implementation() == "PyPy"
+
+# The headless-Chromium tests drive the page from Node.js; they say nothing
+# about the interpreter, so only the CPython run collects them (the header
+# below says so in every PyPy run's output). collect_ignore covers directory
+# runs; a file named on the command line is collected anyway, so its tests
+# are deselected too (and a run of nothing else still passes).
+BROWSER_TESTS = "test_browser.py"
+collect_ignore = [BROWSER_TESTS] if PYPY else []
+
+
+def pytest_report_header(config):
+    if PYPY:
+        return "browser tests: tests/{} is not collected under PyPy (the CPython run covers it)".format(BROWSER_TESTS)
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    if not PYPY:
+        return
+    browser = [item for item in items if item.path.name == BROWSER_TESTS]
+    if browser:
+        config.hook.pytest_deselected(items=browser)
+        items[:] = [item for item in items if item.path.name != BROWSER_TESTS]
+        config._prismOnlyBrowser = not items
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if getattr(session.config, "_prismOnlyBrowser", False) and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.OK
+
 
 WAIT = 5.0
 """Seconds any single wait in these tests may take."""

@@ -96,6 +96,13 @@ def test_wheelShipsEveryPrismModule(wheelNames):
     assert expected - set(wheelNames) == set()
 
 
+def test_wheelShipsTheJavaScriptClient(wheelNames):
+    """prism/js/*.js is package data: the client builder reads it from the wheel."""
+    expected = {p.relative_to(ROOT).as_posix() for p in (ROOT / "prism" / "js").glob("*.js")}
+    assert {"prism/js/core.js", "prism/js/websocket.js", "prism/js/rpc.js"} <= expected
+    assert expected - set(wheelNames) == set()
+
+
 def test_wheelLeavesOutWhatMustNotShip(wheelNames):
     assert "twisted/__init__.py" not in wheelNames
     assert "twisted/plugins/__init__.py" not in wheelNames

@@ -11,17 +11,6 @@ from prism.wire import CODECS
 
 __all__ = ["EchoService"]
 
-_CLIENT = r"""
-function (svc) {
-  return {
-    send: function (value) { svc.send(value); },
-    request: function (value) { return svc.request(value); },
-    on: function (handler) { svc.on(handler); }
-  };
-}
-"""
-
-
 class EchoService(Service):
     """
     @param codec: C{"raw"} (the default), C{"json"} or C{"msgpack"}.
@@ -44,4 +33,8 @@ class EchoService(Service):
         return request.payload
 
     def clientScript(self):
-        return _CLIENT
+        """
+        Echo has no client half of its own: the generated client's generic
+        handle (C{send}, C{request}, C{on}, C{off}) is all it needs.
+        """
+        return None

@@ -181,19 +181,7 @@ class RPCService(Service):
         return function(*call[1:])
 
     def clientScript(self):
-        return _CLIENT
+        """@return: C{prism/js/rpc.js}: C{call(method, ...args)} and C{notify(method, ...args)}."""
+        from prism.builder import jsSource
 
-
-_CLIENT = r"""
-function (svc) {
-  return {
-    call: function (method) {
-      return svc.request(Array.prototype.slice.call(arguments));
-    },
-    notify: function (method) {
-      svc.send(Array.prototype.slice.call(arguments));
-    }
-  };
-}
-"""
-
+        return jsSource("rpc.js")

@@ -141,6 +141,7 @@ class LoopbackTransport:
         return None
 
     def clientScript(self):
+        """The loopback transport is in-process only: no JavaScript client half."""
         return None
 
     def browserAssets(self):

@@ -315,7 +315,13 @@ class WebSocketTransport:
         return WebSocketResource(self.factory(server))
 
     def clientScript(self):
-        return None
+        """
+        @return: C{prism/js/websocket.js}: the browser's C{WebSocket}, or the
+            C{ws} package under Node.js (loaded on first use).
+        """
+        from prism.builder import jsSource
+
+        return jsSource("websocket.js")
 
     def browserAssets(self):
         return []

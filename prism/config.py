@@ -1,0 +1,1030 @@
+"""
+Prism's configuration file: load a TOML file, validate all of it, then build
+a server (or the service tree C{twistd prism --config} runs) from it.
+
+    from prism.config import loadConfig
+
+    config = loadConfig("prism.toml")      # PrismConfigError listing every problem
+    server = config.buildServer()          # services registered, middleware used
+    service = config.buildService()        # a MultiService, not started
+
+Loading validates the whole file before anything is built, and building
+starts nothing: no port is opened and the reactor is not touched (it is
+resolved lazily, when the service starts). Every error names the file, the
+key path (C{services[1].handlers}), what was expected and what was found;
+all the errors of a file are reported at once. The keys are documented in
+C{docs/configuration.md}.
+"""
+
+import inspect
+import json
+import os
+import re
+import sys
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import DeferredList, maybeDeferred
+from twisted.internet.endpoints import serverFromString
+from twisted.web.pages import forbidden
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+from twisted.web.static import File
+
+from prism.errors import PrismConfigError, PrismError
+from prism.service import PrismService
+
+__all__ = [
+    "Config",
+    "PluginConfig",
+    "ServiceConfig",
+    "SiteService",
+    "StaticFiles",
+    "checkEndpoint",
+    "configFromDict",
+    "loadConfig",
+]
+
+DEFAULT_LISTEN = "tcp:3001"
+DEFAULT_PATH = "/ws"
+MIN_SECRET_LENGTH = 16
+
+_MISSING = object()
+
+
+# -- describing values and errors
+
+
+def _describe(value):
+    """@return: a TOML-flavoured description of C{value} for "found …"."""
+    if isinstance(value, bool):
+        return "boolean " + ("true" if value else "false")
+    if isinstance(value, int):
+        return "integer {}".format(value)
+    if isinstance(value, float):
+        return "float {}".format(value)
+    if isinstance(value, str):
+        return "string " + _short(json.dumps(value, ensure_ascii=False))
+    if isinstance(value, list):
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = repr(value)
+        return "array " + _short(text)
+    if isinstance(value, dict):
+        return "table {{{}}}".format(_short(", ".join(value), 50))
+    return "{} {}".format(type(value).__name__, _short(str(value)))
+
+
+def _short(text, limit=60):
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Invalid(Exception):
+    """Raised by a validator: C{expected} says what would have been right."""
+
+    def __init__(self, expected, detail=None, found=None):
+        Exception.__init__(self, expected)
+        self.expected = expected
+        self.detail = detail
+        self.found = found
+
+
+class _Errors:
+    """Collects the errors of one file, each a complete one-line message."""
+
+    def __init__(self, filename):
+        self.filename = filename
+        self.messages = []
+
+    def expected(self, key, expected, value=_MISSING, detail=None, found=None):
+        if found is None:
+            found = "nothing" if value is _MISSING else _describe(value)
+        if detail:
+            found += " ({})".format(detail)
+        self.add(key, "expected {}, found {}".format(expected, found))
+
+    def invalid(self, key, value, error):
+        self.expected(key, error.expected, value, error.detail, error.found)
+
+    def add(self, key, message):
+        self.messages.append("{}: {}: {}".format(self.filename, key, message) if key else "{}: {}".format(self.filename, message))
+
+    def raiseIfAny(self):
+        if self.messages:
+            raise _configError(self.messages)
+
+
+def _configError(messages):
+    error = PrismConfigError("\n".join(messages))
+    error.errors = list(messages)
+    return error
+
+
+# -- validators: value -> converted value, or raise _Invalid
+
+
+def _bool(value):
+    if not isinstance(value, bool):
+        raise _Invalid("a boolean (true or false)")
+    return value
+
+
+def _positiveInt(value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _Invalid("a positive integer")
+    return value
+
+
+def _seconds(allowZero):
+    expected = "a number of seconds >= 0" if allowZero else "a number of seconds > 0"
+
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Invalid(expected)
+        if value < 0 or (value == 0 and not allowZero):
+            raise _Invalid(expected)
+        return value
+
+    return check
+
+
+def _stringList(value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _Invalid("an array of non-empty strings")
+    return list(value)
+
+
+def _choice(*choices):
+    expected = "one of " + ", ".join(json.dumps(c) for c in choices)
+
+    def check(value):
+        if value not in choices or isinstance(value, bool):
+            raise _Invalid(expected)
+        return value
+
+    return check
+
+
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _importable(name):
+    """Raise L{_Invalid} unless C{name} is a dotted name that imports."""
+    import importlib
+
+    expected = "an importable module or package name"
+    if not isinstance(name, str) or not _DOTTED.match(name):
+        raise _Invalid(expected + " (dotted, like \"myapp.rpc\")")
+    try:
+        importlib.import_module(name)
+    except ImportError as e:
+        raise _Invalid(expected, "cannot import it: {}".format(e))
+    except Exception as e:  # the handler module itself is broken: report, don't crash
+        raise _Invalid(expected, "importing it raised {}: {}".format(type(e).__name__, e))
+    return name
+
+
+def _handlers(value):
+    if isinstance(value, list):
+        if not value:
+            raise _Invalid("a module name or a non-empty array of module names")
+        for item in value:
+            _importable(item)
+        return list(value)
+    if isinstance(value, str):
+        return _importable(value)
+    raise _Invalid("an importable module or package name, or an array of them")
+
+
+_COOKIE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def _cookieName(value):
+    if not isinstance(value, str) or not _COOKIE.match(value):
+        raise _Invalid("a cookie name (letters, digits and !#$%&'*+-.^_`|~)")
+    return value
+
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
+
+
+def _urlPath(value):
+    expected = 'a URL path like "/ws" (segments of letters, digits and ._~-)'
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise _Invalid(expected)
+    segments = value.strip("/").split("/")
+    if value.strip("/") == "" or not all(_SEGMENT.match(s) and s not in (".", "..") for s in segments):
+        raise _Invalid(expected)
+    return "/" + "/".join(segments)
+
+
+# Options of the built-in plugins, by implementation: TOML key ->
+# (constructor parameter, validator). Third-party plugins are introspected
+# instead (see _optionTable); their factories validate their own values.
+_BUILTIN_OPTIONS = {
+    "prism.transports.websocket.WebSocketTransport": {
+        "max_message_size": ("maxMessageSize", _positiveInt),
+        "allowed_origins": ("allowedOrigins", _stringList),
+        "ping_interval": ("pingInterval", _seconds(allowZero=True)),
+        "ping_timeout": ("pingTimeout", _seconds(allowZero=False)),
+        "handshake_timeout": ("handshakeTimeout", _seconds(allowZero=False)),
+        "compression": ("compression", _bool),
+    },
+    "prism.transports.loopback.LoopbackTransport": {},
+    "prism.services.rpc.RPCService": {
+        "handlers": ("handlers", _handlers),
+        "sessions": ("sessions", _bool),
+    },
+    "prism.services.echo.EchoService": {
+        "codec": ("codec", _choice("raw", "json", "msgpack")),
+        "sessions": ("sessions", _bool),
+    },
+    "prism.middleware.LogRequests": {},
+    "prism.sessions.MemorySessionStore": {
+        "ttl": ("ttl", _seconds(allowZero=False)),
+    },
+}
+
+
+# Transports whose resource() is None: they cannot serve static mode.
+_NOT_IN_A_SITE = frozenset(["prism.transports.loopback.LoopbackTransport"])
+
+
+def _snake(name):
+    """C{maxMessageSize} -> C{max_message_size}."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def _signature(factory):
+    try:
+        return inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+
+
+def _acceptsReactor(factory):
+    signature = _signature(factory)
+    return signature is not None and "reactor" in signature.parameters
+
+
+def _optionTable(plugin, factory):
+    """
+    @return: C{(table, open)}: C{{toml key: (parameter, validator or None)}}
+        for the plugin's options, and whether the factory takes C{**kwargs}
+        (then any other key is passed through unchanged).
+    """
+    known = _BUILTIN_OPTIONS.get(getattr(plugin, "implementation", None))
+    if known is not None:
+        return known, False
+    signature = _signature(factory)
+    if signature is None:
+        return {}, True
+    table = {}
+    open_ = False
+    for parameter in signature.parameters.values():
+        if parameter.kind == parameter.VAR_KEYWORD:
+            open_ = True
+        elif parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+            if parameter.name not in ("self", "reactor"):
+                table[_snake(parameter.name)] = (parameter.name, None)
+    return table, open_
+
+
+def checkEndpoint(description):
+    """
+    Parse a Twisted endpoint string the way C{listen} will, against a
+    L{MemoryReactor}: nothing listens and the global reactor is not touched.
+
+    @return: L{None} if it is valid, else a short explanation.
+    """
+    from twisted.internet.testing import MemoryReactor
+
+    if not isinstance(description, str) or not description:
+        return "not a non-empty string"
+    if description.split(":", 1)[0] == "systemd" and "LISTEN_FDS" not in os.environ:
+        # Parsing looks the descriptor up in what systemd passed this
+        # process; outside systemd (prism check on a laptop) check the syntax.
+        return _checkSystemd(description)
+    try:
+        endpoint = serverFromString(MemoryReactor(), description)
+    except Exception as e:  # parsers raise ValueError, TypeError, OSError, SSL errors…: all mean "invalid"
+        message = str(e) or type(e).__name__
+        if isinstance(e, TypeError) and "unexpected keyword" in message:
+            message = "unknown parameter: " + message.split("argument", 1)[-1].strip()
+        return message
+    port = getattr(endpoint, "_port", None)
+    if isinstance(port, int) and not 0 <= port <= 65535:
+        return "port {} is out of range (0-65535)".format(port)
+    return None
+
+
+def _checkSystemd(description):
+    from twisted.internet.endpoints import _parse
+
+    args, kwargs = _parse(description)
+    unknown = sorted(set(kwargs) - {"domain", "index", "name"})
+    if unknown or len(args) > 1:
+        return "unknown parameter: {!r}".format(unknown[0] if unknown else args[1])
+    if "domain" not in kwargs or not ("index" in kwargs or "name" in kwargs):
+        return "systemd endpoints need domain= and index= or name="
+    return None
+
+
+# -- the validated structure
+
+
+class PluginConfig:
+    """
+    One configured plugin.
+
+    @ivar kind: C{"service"}, C{"transport"}, C{"middleware"} or
+        C{"session_store"}.
+    @ivar plugin: the plugin name.
+    @ivar options: the options as written in the file (TOML keys).
+    @ivar key: where it is in the file (C{"services[1]"}, C{"transport"}).
+    """
+
+    def __init__(self, kind, plugin, options, key, factory=None, kwargs=None):
+        self.kind = kind
+        self.plugin = plugin
+        self.options = dict(options)
+        self.key = key
+        self.factory = factory
+        self.kwargs = dict(kwargs if kwargs is not None else options)
+
+    def build(self, reactor=None):
+        """@return: a new instance of the plugin's implementation."""
+        kwargs = dict(self.kwargs)
+        if reactor is not None and _acceptsReactor(self.factory):
+            kwargs["reactor"] = reactor
+        return self.factory(**kwargs)
+
+    def describe(self):
+        if not self.options:
+            return self.plugin
+        return "{} ({})".format(
+            self.plugin, ", ".join("{}={}".format(k, json.dumps(v, default=str)) for k, v in self.options.items())
+        )
+
+    def __repr__(self):
+        return "<{} {} {!r} {!r}>".format(type(self).__name__, self.kind, self.plugin, self.options)
+
+
+class ServiceConfig(PluginConfig):
+    """A configured service: a L{PluginConfig} with the C{name} clients use."""
+
+    def __init__(self, name, plugin, options, key, factory=None, kwargs=None, kind="service"):
+        PluginConfig.__init__(self, kind, plugin, options, key, factory, kwargs)
+        self.name = name
+
+    def describe(self):
+        text = PluginConfig.describe(self)
+        return text if self.name == self.plugin else "{} = {}".format(self.name, text)
+
+
+class Config:
+    """
+    A fully validated configuration (see C{docs/configuration.md}).
+
+    @ivar filename: the file it came from.
+    @ivar pythonpath: directories added to C{sys.path} (absolute).
+    @ivar debug: L{bool}.
+    @ivar logRequests: L{bool}.
+    @ivar listen: the endpoint strings, a L{list}.
+    @ivar static: the absolute path of the static files directory, or L{None}.
+    @ivar path: the URL path of the socket when served in a web site
+        (C{static} set), e.g. C{"/ws"}.
+    @ivar secret: the session secret (L{str}), or L{None} for a random one.
+    @ivar secretSource: C{"secret"}, C{"secret_file <path>"} or L{None}.
+    @ivar sessionCookie: L{str}.
+    @ivar cacheSessions: L{bool}.
+    @ivar sessionStore: a L{PluginConfig}.
+    @ivar transport: a L{PluginConfig}.
+    @ivar services: a L{list} of L{ServiceConfig}.
+    @ivar middleware: a L{list} of L{PluginConfig}.
+    """
+
+    def __init__(self, filename):
+        self.filename = filename
+        self.pythonpath = []
+        self.debug = False
+        self.logRequests = False
+        self.listen = [DEFAULT_LISTEN]
+        self.static = None
+        self.path = DEFAULT_PATH
+        self.secret = None
+        self.secretSource = None
+        self.sessionCookie = "prism.sid"
+        self.cacheSessions = True
+        self.sessionStore = None
+        self.transport = None
+        self.services = []
+        self.middleware = []
+
+    def override(self, listen=None, debug=None, logRequests=None):
+        """
+        Apply command-line overrides (L{None} leaves a value alone).
+
+        @param listen: endpoint strings replacing C{listen}.
+        @raise PrismConfigError: for an invalid endpoint string.
+        @return: C{self}.
+        """
+        if listen:
+            errors = []
+            for description in listen:
+                problem = checkEndpoint(description)
+                if problem is not None:
+                    errors.append(
+                        "--listen: expected a Twisted endpoint string, found {} ({})".format(
+                            _describe(description), problem
+                        )
+                    )
+            if errors:
+                raise _configError(errors)
+            self.listen = list(listen)
+        if debug is not None:
+            self.debug = bool(debug)
+        if logRequests is not None:
+            self.logRequests = bool(logRequests)
+        return self
+
+    @property
+    def web(self):
+        """Whether Prism is served in a L{twisted.web} site (C{static} is set)."""
+        return self.static is not None
+
+    # -- building (starts nothing)
+
+    def buildServer(self, reactor=None, transport=None):
+        """
+        Build the server: session store, transport, services (registered in
+        file order) and middleware (in file order). Nothing starts.
+
+        @param reactor: passed to the L{Server} and to plugins that take a
+            C{reactor}; the global reactor, resolved lazily, by default.
+        @param transport: an L{prism.interfaces.ITransport} to use instead
+            of the configured one (tests: a loopback transport).
+        @return: a L{prism.server.Server}.
+        @raise PrismConfigError: naming the file and key of every plugin
+            that refused its options.
+        """
+        from prism.server import Server
+
+        errors = _Errors(self.filename)
+
+        def build(config):
+            try:
+                return config.build(reactor)
+            except (PrismError, TypeError, ValueError) as e:
+                errors.add(config.key, "the {} plugin {!r} refused its options: {}".format(_kindName(config.kind), config.plugin, e))
+                return None
+
+        store = build(self.sessionStore)
+        if transport is None:
+            transport = build(self.transport)
+        built = [(s, build(s)) for s in self.services]
+        middleware = [(m, build(m)) for m in self.middleware]
+        errors.raiseIfAny()
+        server = Server(
+            transport=transport,
+            debug=self.debug,
+            sessionStore=store,
+            secret=self.secret,
+            sessionCookie=self.sessionCookie,
+            cacheSessions=self.cacheSessions,
+            logRequests=self.logRequests,
+            reactor=reactor,
+        )
+        for config, service in built:
+            try:
+                server.service(config.name, service)
+            except PrismError as e:
+                errors.add(config.key, str(e))
+        for config, mw in middleware:
+            try:
+                server.use(mw)
+            except PrismError as e:
+                errors.add(config.key, str(e))
+        errors.raiseIfAny()
+        return server
+
+    def buildSite(self, server):
+        """
+        @return: a L{twisted.web.server.Site} serving the C{static} directory
+            at C{/} and C{server} at C{path}. (This builds the transport's
+            resource, which resolves the server's reactor: call it once the
+            reactor is installed, or pass one to L{buildServer}.)
+        @raise PrismConfigError: if the transport cannot be mounted in a site.
+        """
+        resource = server.resource()
+        if resource is None:
+            raise _configError(
+                [
+                    "{}: static: the {!r} transport cannot be served in a web site; "
+                    "remove static or use the websocket transport".format(self.filename, self.transport.plugin)
+                ]
+            )
+        root = StaticFiles(self.static)
+        segments = [s.encode("utf-8") for s in self.path.strip("/").split("/")]
+        parent = root
+        for segment in segments[:-1]:
+            child = Resource()
+            parent.putChild(segment, child)
+            parent = child
+        parent.putChild(segments[-1], resource)
+        site = PrismSite(root)
+        site.logRequests = self.logRequests
+        return site
+
+    def buildService(self, reactor=None, server=None):
+        """
+        Build the service tree C{twistd prism --config} runs: a
+        L{MultiService} whose child C{"prism"} starts the server and listens
+        on every C{listen} endpoint (with the transport directly, or with a
+        web site when C{static} is set). Nothing starts until the service
+        does.
+
+        @param server: a server from L{buildServer}; built here by default.
+        @return: the L{twisted.application.service.MultiService}.
+        """
+        if server is None:
+            server = self.buildServer(reactor)
+        top = MultiService()
+        if self.web:
+            child = SiteService(server, self.listen, lambda: self.buildSite(server))
+        else:
+            child = PrismService(server, self.listen)
+        child.setName("prism")
+        child.setServiceParent(top)
+        return top
+
+    # -- reporting
+
+    def summary(self):
+        """@return: lines describing what would run (for C{prism check})."""
+        lines = ["{}: OK".format(self.filename)]
+
+        def add(key, value):
+            lines.append("  {:<11} {}".format(key + ":" if key else "", value))
+
+        add("listen", ", ".join(self.listen))
+        add("transport", self.transport.describe())
+        if self.web:
+            add("web", "static files from {} at /, Prism at {}".format(self.static, self.path))
+        for i, service in enumerate(self.services):
+            add("services" if i == 0 else "", service.describe())
+        add("middleware", ", ".join(m.describe() for m in self.middleware) or "(none)")
+        add(
+            "sessions",
+            "store {}, cookie {}, cache {}".format(
+                self.sessionStore.describe(), self.sessionCookie, "on" if self.cacheSessions else "off"
+            ),
+        )
+        add("secret", "from " + self.secretSource if self.secretSource else "random (sessions end with the process)")
+        add("debug", "on" if self.debug else "off")
+        add("log", "every request" if self.logRequests else "off")
+        return lines
+
+    def __repr__(self):
+        return "<Config {} listen={!r} services={!r}>".format(
+            self.filename, self.listen, [s.name for s in self.services]
+        )
+
+
+def _kindName(kind):
+    return kind.replace("_", " ")
+
+
+# -- web site pieces
+
+
+class StaticFiles(File):
+    """Static files; a directory without an index file is not listed."""
+
+    def directoryListing(self):
+        return forbidden("Directory listing is disabled.")
+
+
+class PrismSite(Site):
+    """A site whose access log follows C{log_requests} (silent by default)."""
+
+    logRequests = False
+
+    def log(self, request):
+        if self.logRequests:
+            Site.log(self, request)
+
+
+class SiteService(PrismService):
+    """
+    A L{PrismService} that listens with a L{twisted.web.server.Site} (static
+    files and Prism's resource) instead of the bare transport, and stops like
+    it: the ports first, then the server, gracefully.
+
+    @param site: the site, or a callable building it on first use of
+        L{site}: the WebSocket resource's factory resolves the reactor, which
+        must wait until C{twistd} has installed its own.
+    """
+
+    def __init__(self, server, endpoints, site):
+        PrismService.__init__(self, server, endpoints)
+        self._site = site
+
+    @property
+    def site(self):
+        if callable(self._site) and not isinstance(self._site, Site):
+            self._site = self._site()
+        return self._site
+
+    def startService(self):
+        site = self.site
+        Service.startService(self)
+        self.server.start()
+        waits = []
+        for endpoint in self.endpoints:
+            d = serverFromString(self.server.reactor, endpoint).listen(site)
+            d.addCallback(self.ports.append)
+            d.addErrback(self._listenFailed, endpoint)
+            waits.append(d)
+        self.listening = DeferredList(waits)
+
+    def stopService(self):
+        ports, self.ports = self.ports, []
+        d = DeferredList([maybeDeferred(p.stopListening) for p in ports], consumeErrors=True)
+        d.addCallback(lambda _: PrismService.stopService(self))
+        return d
+
+
+# -- loading
+
+
+_TOP_KEYS = (
+    "pythonpath",
+    "debug",
+    "log_requests",
+    "listen",
+    "static",
+    "path",
+    "secret",
+    "secret_file",
+    "session",
+    "transport",
+    "services",
+    "middleware",
+)
+_SESSION_KEYS = ("cookie", "cache", "store", "options")
+
+
+def _unknownKeys(errors, prefix, table, accepted):
+    for key in table:
+        if key not in accepted:
+            errors.add(
+                prefix + key if not prefix else "{}.{}".format(prefix, key),
+                "unknown key (accepted keys: {})".format(", ".join(accepted) or "(none)"),
+            )
+
+
+class _Registries:
+    """Discovers each plugin kind at most once per load."""
+
+    def __init__(self, given):
+        self._given = dict(given or {})
+
+    def __call__(self, kind):
+        if kind not in self._given:
+            from prism._plugins import Registry
+
+            self._given[kind] = Registry(kind)
+        return self._given[kind]
+
+
+def _plugin(errors, registries, kind, pluginName, nameKey, options, optionsKey, key, factoryClass=PluginConfig, **extra):
+    """
+    Resolve a plugin by name and validate its options.
+
+    @return: a L{PluginConfig} (or C{factoryClass}), or L{None} after
+        recording errors.
+    """
+    try:
+        registry = registries(kind)
+    except PrismError as e:
+        errors.add(nameKey, str(e))
+        return None
+    if pluginName not in registry:
+        errors.expected(
+            nameKey,
+            "a {} plugin name (available: {}){}".format(
+                _kindName(kind),
+                ", ".join(registry.names()) or "none",
+                "; the name is the plugin unless plugin is set" if nameKey.endswith("].name") else "",
+            ),
+            pluginName,
+        )
+        return None
+    plugin = registry.get(pluginName)
+    try:
+        factory = plugin.load()
+    except Exception as e:  # an installed plugin whose implementation does not import
+        errors.add(nameKey, "cannot load the {} plugin {!r} ({}): {}: {}".format(
+            _kindName(kind), pluginName, getattr(plugin, "implementation", "?"), type(e).__name__, e))
+        return None
+    table, open_ = _optionTable(plugin, factory)
+    kwargs = {}
+    ok = True
+    for option, value in options.items():
+        where = "{}.{}".format(optionsKey, option) if optionsKey else option
+        if option not in table:
+            if open_:
+                kwargs[option] = value
+                continue
+            ok = False
+            hint = "did you mean {}? ".format(_snake(option)) if _snake(option) in table else ""
+            errors.add(
+                where,
+                "unknown option of the {} plugin {!r} ({}accepted options: {})".format(
+                    _kindName(kind), pluginName, hint, ", ".join(sorted(table)) or "(none)"
+                ),
+            )
+            continue
+        parameter, validator = table[option]
+        if validator is not None:
+            try:
+                value = validator(value)
+            except _Invalid as e:
+                ok = False
+                errors.invalid(where, value, e)
+                continue
+        kwargs[parameter] = value
+    if not ok:
+        return None
+    return factoryClass(kind=kind, plugin=pluginName, options=options, key=key, kwargs=kwargs, factory=factory, **extra)
+
+
+def configFromDict(data, filename="<config>", directory=None, registries=None):
+    """
+    Validate parsed TOML data; see L{loadConfig}.
+
+    @param directory: what relative C{static} and C{secret_file} paths are
+        relative to (the current directory by default).
+    @param registries: C{{kind: Registry}} to use instead of discovering
+        plugins (a test seam).
+    """
+    errors = _Errors(filename)
+    registries = _Registries(registries)
+    directory = os.path.abspath(directory if directory is not None else os.getcwd())
+    config = Config(filename)
+
+    _unknownKeys(errors, "", data, _TOP_KEYS)
+
+    # pythonpath: first, so that handler modules next to the file import
+    pythonpath = data.get("pythonpath", [])
+    if isinstance(pythonpath, str):
+        pythonpath = [pythonpath]
+    if not isinstance(pythonpath, list):
+        errors.expected("pythonpath", "an array of directories", pythonpath)
+    else:
+        for i, entry in enumerate(pythonpath):
+            key = "pythonpath[{}]".format(i)
+            if not isinstance(entry, str) or not entry:
+                errors.expected(key, "a directory path (string)", entry)
+                continue
+            resolved = os.path.normpath(os.path.join(directory, os.path.expanduser(entry)))
+            if not os.path.isdir(resolved):
+                errors.expected(key, "an existing directory", entry, "{} is not one".format(resolved))
+                continue
+            config.pythonpath.append(resolved)
+            if resolved not in sys.path:
+                sys.path.insert(0, resolved)
+
+    for key, attribute in (("debug", "debug"), ("log_requests", "logRequests")):
+        if key in data:
+            try:
+                setattr(config, attribute, _bool(data[key]))
+            except _Invalid as e:
+                errors.invalid(key, data[key], e)
+
+    # listen
+    listen = data.get("listen", _MISSING)
+    if listen is not _MISSING:
+        if isinstance(listen, str):
+            listen = [listen]
+        if not isinstance(listen, list) or not listen:
+            errors.expected("listen", "a non-empty array of Twisted endpoint strings", data["listen"])
+        else:
+            for i, description in enumerate(listen):
+                key = "listen[{}]".format(i) if isinstance(data["listen"], list) else "listen"
+                problem = checkEndpoint(description)
+                if problem is not None:
+                    errors.expected(
+                        key, 'a Twisted endpoint string (like "tcp:3001" or "unix:/run/prism.sock")', description, problem
+                    )
+            config.listen = list(listen)
+
+    # static, path
+    if "static" in data:
+        static = data["static"]
+        if not isinstance(static, str) or not static:
+            errors.expected("static", "a directory path (string)", static)
+        else:
+            resolved = os.path.normpath(os.path.join(directory, os.path.expanduser(static)))
+            if not os.path.isdir(resolved):
+                errors.expected(
+                    "static",
+                    "an existing directory",
+                    static,
+                    "{} is not a directory".format(resolved) if os.path.exists(resolved) else "{} does not exist".format(resolved),
+                )
+            else:
+                config.static = resolved
+    if "path" in data:
+        try:
+            config.path = _urlPath(data["path"])
+        except _Invalid as e:
+            errors.invalid("path", data["path"], e)
+        else:
+            if "static" not in data:
+                errors.add("path", "only used with static (the socket's path in the web site); set static or remove path")
+
+    # secret, secret_file (never echo a secret's value)
+    if "secret" in data and "secret_file" in data:
+        errors.add("secret_file", "expected either secret or secret_file, found both")
+    elif "secret" in data:
+        secret = data["secret"]
+        if not isinstance(secret, str):
+            errors.expected("secret", "a string", found=_describe(secret).split(" ")[0])
+        elif len(secret) < MIN_SECRET_LENGTH:
+            errors.expected(
+                "secret",
+                "a string of at least {} characters".format(MIN_SECRET_LENGTH),
+                found="a string of {} characters".format(len(secret)),
+            )
+        else:
+            config.secret = secret
+            config.secretSource = "secret"
+    elif "secret_file" in data:
+        name = data["secret_file"]
+        if not isinstance(name, str) or not name:
+            errors.expected("secret_file", "a file path (string)", name)
+        else:
+            resolved = os.path.normpath(os.path.join(directory, os.path.expanduser(name)))
+            try:
+                with open(resolved, "r", encoding="utf-8") as f:
+                    secret = f.read().strip()
+            except (OSError, UnicodeDecodeError) as e:
+                errors.expected("secret_file", "a readable UTF-8 text file", name, "{}: {}".format(resolved, getattr(e, "strerror", None) or e))
+            else:
+                if len(secret) < MIN_SECRET_LENGTH:
+                    errors.expected(
+                        "secret_file",
+                        "a file holding at least {} characters".format(MIN_SECRET_LENGTH),
+                        found="{} characters in {}".format(len(secret), resolved),
+                    )
+                else:
+                    config.secret = secret
+                    config.secretSource = "secret_file " + resolved
+
+    # [session]
+    session = data.get("session", {})
+    storeName, storeOptions = "memory", {}
+    if not isinstance(session, dict):
+        errors.expected("session", "a table ([session])", session)
+    else:
+        _unknownKeys(errors, "session", session, _SESSION_KEYS)
+        if "cookie" in session:
+            try:
+                config.sessionCookie = _cookieName(session["cookie"])
+            except _Invalid as e:
+                errors.invalid("session.cookie", session["cookie"], e)
+        if "cache" in session:
+            try:
+                config.cacheSessions = _bool(session["cache"])
+            except _Invalid as e:
+                errors.invalid("session.cache", session["cache"], e)
+        if "store" in session:
+            if isinstance(session["store"], str) and session["store"]:
+                storeName = session["store"]
+            else:
+                errors.expected("session.store", "a session store plugin name (string)", session["store"])
+                storeName = None
+        if "options" in session:
+            if isinstance(session["options"], dict):
+                storeOptions = session["options"]
+            else:
+                errors.expected("session.options", "a table ([session.options])", session["options"])
+                storeName = None
+    if storeName is not None:
+        config.sessionStore = _plugin(
+            errors, registries, "session_store", storeName, "session.store", storeOptions, "session.options", "session"
+        )
+
+    # [transport]
+    transport = data.get("transport", {})
+    if not isinstance(transport, dict):
+        errors.expected("transport", "a table ([transport])", transport)
+    else:
+        name = transport.get("name", "websocket")
+        if not isinstance(name, str) or not name:
+            errors.expected("transport.name", "a transport plugin name (string)", name)
+        else:
+            options = {k: v for k, v in transport.items() if k != "name"}
+            config.transport = _plugin(
+                errors, registries, "transport", name, "transport.name", options, "transport", "transport"
+            )
+
+    # [[services]]
+    services = data.get("services", _MISSING)
+    if services is _MISSING or services == []:
+        errors.expected("services", "at least one [[services]] table", found="none")
+    elif not isinstance(services, list) or not all(isinstance(s, dict) for s in services):
+        errors.expected("services", "an array of tables ([[services]])", services)
+    else:
+        seen = {}
+        for i, entry in enumerate(services):
+            key = "services[{}]".format(i)
+            name = entry.get("name", _MISSING)
+            if name is _MISSING:
+                errors.expected(key + ".name", "the service's name (a string)")
+                continue
+            if not isinstance(name, str) or not name.isidentifier() or len(name) > 32 or name == "system":
+                errors.expected(
+                    key + ".name", 'a short identifier of at most 32 characters, other than "system"', name
+                )
+                continue
+            if name in seen:
+                errors.expected(key + ".name", "a unique service name", name, "already used by services[{}]".format(seen[name]))
+                continue
+            seen[name] = i
+            if "plugin" in entry:
+                plugin, pluginKey = entry["plugin"], key + ".plugin"
+                if not isinstance(plugin, str) or not plugin:
+                    errors.expected(pluginKey, "a service plugin name (string)", plugin)
+                    continue
+            else:
+                plugin, pluginKey = name, key + ".name"
+            options = {k: v for k, v in entry.items() if k not in ("name", "plugin")}
+            service = _plugin(
+                errors, registries, "service", plugin, pluginKey, options, key, key,
+                factoryClass=ServiceConfig, name=name,
+            )
+            if service is not None:
+                config.services.append(service)
+
+    # [[middleware]]
+    middleware = data.get("middleware", [])
+    if not isinstance(middleware, list) or not all(isinstance(m, dict) for m in middleware):
+        errors.expected("middleware", "an array of tables ([[middleware]])", middleware)
+    else:
+        for i, entry in enumerate(middleware):
+            key = "middleware[{}]".format(i)
+            plugin = entry.get("plugin", _MISSING)
+            if plugin is _MISSING or not isinstance(plugin, str) or not plugin:
+                errors.expected(key + ".plugin", "a middleware plugin name (string)", plugin)
+                continue
+            options = {k: v for k, v in entry.items() if k != "plugin"}
+            mw = _plugin(
+                errors, registries, "middleware", plugin, key + ".plugin", options, key, key
+            )
+            if mw is not None:
+                config.middleware.append(mw)
+
+    if config.web and config.transport is not None:
+        implementation = registries("transport").get(config.transport.plugin).implementation
+        if implementation in _NOT_IN_A_SITE or not hasattr(config.transport.factory, "resource"):
+            errors.add(
+                "static",
+                "the {!r} transport cannot be served in a web site; remove static or use the websocket "
+                "transport".format(config.transport.plugin),
+            )
+
+    errors.raiseIfAny()
+    return config
+
+
+def loadConfig(path, registries=None):
+    """
+    Read and validate a TOML configuration file. Nothing is built or started.
+
+    Relative C{static} and C{secret_file} paths are relative to the file's
+    directory.
+
+    @param path: the file's path.
+    @param registries: C{{kind: Registry}} to use instead of discovering
+        plugins (a test seam).
+    @return: a L{Config}.
+    @raise PrismConfigError: listing every problem, one line each, each
+        naming the file and key; C{.errors} holds the lines.
+    """
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+
+    filename = os.fspath(path)
+    try:
+        with open(filename, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise _configError(["{}: cannot read the configuration file: {}".format(filename, e.strerror or e)]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise _configError(["{}: not valid TOML: {}".format(filename, e)]) from None
+    return configFromDict(data, filename, os.path.dirname(os.path.abspath(filename)), registries)
