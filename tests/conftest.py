@@ -282,3 +282,22 @@ async def prism():
 @pytest.fixture
 def reactor():
     return _reactor()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """
+    The private Redis that scripts/test starts on a free port
+    (PRISM_TEST_REDIS_URL, e.g. redis://127.0.0.1:PORT). Tests that need a
+    real Redis fail loudly without it; they never skip. Tests must use their
+    own key prefix (or FLUSHDB only a database number they own).
+    """
+    import os
+
+    url = os.environ.get("PRISM_TEST_REDIS_URL")
+    if not url:
+        pytest.fail(
+            "PRISM_TEST_REDIS_URL is not set: run the suite with scripts/test, which starts a private "
+            "redis-server, or export PRISM_TEST_REDIS_URL=redis://127.0.0.1:PORT"
+        )
+    return url
