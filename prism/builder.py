@@ -72,6 +72,19 @@ def _indent(text, prefix="  "):
     return "\n".join(prefix + line if line else line for line in text.splitlines())
 
 
+def _defaultURL(url):
+    """
+    @return: the JavaScript expression of the client's C{DEFAULT_URL}: the
+        URL, or for a path (C{"/ws"}) the page's origin as C{ws:}/C{wss:}
+        with that path (L{None} outside browsers).
+    """
+    if url is not None and url.startswith("/"):
+        return '(typeof location == "object" ? location.origin.replace(/^http/, "ws") + {} : null)'.format(
+            json.dumps(url)
+        )
+    return json.dumps(url)
+
+
 def _publicServices(server):
     return [entry for entry in server._entries if not entry.private]
 
@@ -85,8 +98,13 @@ def buildClient(server, format="esm", minify=False, url=None):
         script defining the global C{Prism}), or C{"cjs"} (for C{require()}
         in Node.js: C{{createClient, connect}}).
     @param minify: minify with esbuild (see L{minifySource}).
-    @param url: the default server URL baked into the client (otherwise the
-        browser's own origin with C{ws:}/C{wss:} and path C{/}).
+    @param url: the default server URL baked into the client: a C{ws://}
+        or C{wss://} URL, or an absolute path (C{"/ws"}) that browsers
+        resolve against the page's origin (C{ws:}/C{wss:}; outside browsers
+        the client then needs a C{url} option). By default the server's
+        C{clientPath} (set by L{prism.config.Config.buildServer} when the
+        socket is mounted at C{path} in a web site), else the page's origin
+        with path C{/}.
     @return: the source (L{str}).
     @raise ClientBuildError: for an unknown format, a transport without
         client half, a service whose codec the JavaScript client does not
@@ -94,6 +112,8 @@ def buildClient(server, format="esm", minify=False, url=None):
     """
     if format not in FORMATS:
         raise ClientBuildError("unknown client format {!r}; formats: {}".format(format, ", ".join(FORMATS)))
+    if url is None:
+        url = getattr(server, "clientPath", None)
     if url is not None and not isinstance(url, str):
         raise ClientBuildError("the client's url must be a string, not {!r}".format(url))
     transport = server.transport
@@ -137,7 +157,7 @@ def buildClient(server, format="esm", minify=False, url=None):
         )
     )
     parts.append("const TABLE = {};".format(json.dumps(table, separators=(",", ":"))))
-    parts.append("const DEFAULT_URL = {};".format(json.dumps(url)))
+    parts.append("const DEFAULT_URL = {};".format(_defaultURL(url)))
     parts.append(jsSource("core.js").strip())
     if format == "esm":
         parts.append("export { createClient, connect };\nexport default createClient;")
