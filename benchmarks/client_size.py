@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from prism.server import Server  # noqa: E402
 from prism.services.echo import EchoService  # noqa: E402
 from prism.services.rpc import RPCService  # noqa: E402
+from prism.services.pubsub import PubSubService  # noqa: E402
 
 TARGET = 3072
 
@@ -29,6 +30,7 @@ CONFIGURATIONS = [
     ("WebSocket + RPC", [("rpc", RPCService)]),
     ("WebSocket + echo", [("echo", EchoService)]),
     ("WebSocket + RPC + echo", [("rpc", RPCService), ("echo", EchoService)]),
+    ("WebSocket + RPC + pubsub", [("rpc", RPCService), ("pubsub", PubSubService)]),
 ]
 
 

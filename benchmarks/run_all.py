@@ -9,9 +9,15 @@ with C{--python}, repeatable) it runs:
 
   1. C{benchmarks/loopback.py}, the in-process loopback benchmarks, if present,
      with that interpreter;
-  2. the over-the-wire benchmark (C{benchmarks/wire.py}): Prism RPC echo next
+  2. C{benchmarks/sessions.py}: the session case (loopback case 4) through
+     the memory store and the Redis store with the cache on and off (it
+     starts a private redis-server);
+  3. the over-the-wire benchmark (C{benchmarks/wire.py}): Prism RPC echo next
      to a bare Autobahn echo server, both measured by the Node.js load
-     generator in alternating rounds, and their ratio.
+     generator in alternating rounds, and their ratio;
+  4. the pubsub fan-out benchmark (C{benchmarks/fanout.py}): 1,000
+     subscribers on one Prism node, on two nodes through Redis, and in a
+     Node.js Socket.IO room, with the ratios (C{--skip-fanout} omits it).
 
 It prints a table and, as its last line, one JSON summary. It exits non-zero
 if any benchmark failed. Every load is bounded in count and time and targets
@@ -31,8 +37,10 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import wire  # noqa: E402  (benchmarks/wire.py, a sibling script)
+import fanout  # noqa: E402  (benchmarks/fanout.py: pubsub fan-out vs Socket.IO)
 
 LOOPBACK = os.path.join(HERE, "loopback.py")
+SESSIONS = os.path.join(HERE, "sessions.py")
 DEFAULT_PYTHONS = [
     os.path.join(ROOT, ".venv", "bin", "python"),
     os.path.join(ROOT, ".venv-pypy", "bin", "python"),
@@ -40,13 +48,14 @@ DEFAULT_PYTHONS = [
 LOOPBACK_TIMEOUT = 900
 
 
-def run_loopback(python, log):
-    """Run benchmarks/loopback.py, passing its output through; its last JSON line is its result."""
-    log.write("\n--- loopback (in-process) benchmarks: %s\n" % (python,))
+def run_loopback(python, log, script=None, title="loopback (in-process) benchmarks"):
+    """Run benchmarks/loopback.py (or C{script}), passing its output through; its last JSON line is its result."""
+    script = script or LOOPBACK
+    log.write("\n--- %s: %s\n" % (title, python))
     log.flush()
     try:
         out = subprocess.run(
-            [python, LOOPBACK, "--json"],
+            [python, script, "--json"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -56,7 +65,7 @@ def run_loopback(python, log):
             timeout=LOOPBACK_TIMEOUT,
         )
     except subprocess.TimeoutExpired:
-        return {"error": "loopback.py ran past %ss" % (LOOPBACK_TIMEOUT,)}
+        return {"error": "%s ran past %ss" % (os.path.basename(script), LOOPBACK_TIMEOUT)}
     log.write(out.stdout)
     log.flush()
     result = None
@@ -69,7 +78,7 @@ def run_loopback(python, log):
                 continue
             break
     if out.returncode != 0:
-        return {"error": "loopback.py exited with %d" % (out.returncode,), "result": result}
+        return {"error": "%s exited with %d" % (os.path.basename(script), out.returncode), "result": result}
     return result if result is not None else {"output": out.stdout[-4000:]}
 
 
@@ -100,9 +109,13 @@ def main(argv=None):
         help="an interpreter to benchmark (repeatable; default: .venv and .venv-pypy)",
     )
     parser.add_argument("--skip-loopback", action="store_true", help="skip benchmarks/loopback.py")
+    parser.add_argument("--skip-sessions", action="store_true", help="skip benchmarks/sessions.py (memory vs Redis stores)")
     parser.add_argument("--skip-wire", action="store_true", help="skip the over-the-wire benchmark")
+    parser.add_argument("--skip-fanout", action="store_true", help="skip the pubsub fan-out benchmark (benchmarks/fanout.py)")
+    parser.add_argument("--soak", action="store_true", help="also run the soak benchmark (benchmarks/soak.py: a million messages, RSS over time; long)")
     parser.add_argument("--json", metavar="PATH", help="also write the JSON summary to PATH")
     wire.add_options(parser)
+    fanout.add_options(parser)
     args = parser.parse_args(argv)
     log = sys.stdout
 
@@ -137,6 +150,10 @@ def main(argv=None):
                 log.write("(benchmarks/loopback.py does not exist yet: skipped)\n")
                 entry["loopback"] = None
 
+        if not args.skip_sessions:
+            entry["sessions"] = run_loopback(python, log, SESSIONS, "session stores (loopback case 4: memory, redis cache on/off)")
+            failed = failed or "error" in entry["sessions"]
+
         if not args.skip_wire:
             log.write("\n--- over the wire: Prism RPC echo vs bare Autobahn echo\n")
             log.flush()
@@ -149,6 +166,31 @@ def main(argv=None):
                 log.write("wire benchmark failed: %s\n" % (e,))
                 entry["wire"] = {"error": str(e)}
                 failed = True
+
+        if not args.skip_fanout:
+            log.write("\n--- fan-out: Prism pubsub (1 node, 2 nodes + Redis) vs a Socket.IO room\n")
+            log.flush()
+            try:
+                entry["fanout"] = fanout.run_fanout(python, log=log, node=args.node, **fanout.fanout_options(args))
+                log.write(fanout.format_summary(entry["fanout"]) + "\n")
+            except (wire.BenchmarkError, OSError, subprocess.SubprocessError) as e:
+                log.write("fan-out benchmark failed: %s\n" % (e,))
+                entry["fanout"] = {"error": str(e)}
+                failed = True
+
+        if args.soak:
+            log.write("\n--- soak: one million messages, server RSS over time (benchmarks/soak.py)\n")
+            log.flush()
+            out = subprocess.run(
+                [sys.executable, os.path.join(HERE, "soak.py"), "--python", python],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+            )
+            log.write(out.stdout)
+            try:
+                entry["soak"] = json.loads(out.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                entry["soak"] = {"error": "soak.py failed (exit %s)" % (out.returncode,)}
+            failed = failed or out.returncode != 0
         entries.append(entry)
 
     summary = {

@@ -19,6 +19,8 @@ The contract with plugins (C{docs/javascript-client.md}):
     handle (C{name}, C{send(value)}, C{request(value, timeout)}, C{on(fn)},
     C{off(fn)}); C{app.api.<name>} is the handle with the returned members
     added (they may override the generic ones and call the handle's).
+    The function also receives the C{app} as its second argument (its
+    events: C{app.on("reconnect", …)}).
     L{None}: the generic handle alone.
 
 Minification runs esbuild (from the npm registry) in a subprocess: this

@@ -29,7 +29,7 @@ from prism import wire
 from prism.errors import CallTimeout, ConnectionLost, PrismError, ProtocolError, RemoteError
 from prism.events import EventBus
 
-__all__ = ["Client", "ServiceClient", "RPCClient", "SERVICE_CLIENTS"]
+__all__ = ["Client", "ServiceClient", "RPCClient", "PubSubClient", "SERVICE_CLIENTS"]
 
 _DEFAULT = object()
 
@@ -105,7 +105,185 @@ class RPCClient(ServiceClient):
         self.client._send(self, [method, *args], None)
 
 
-SERVICE_CLIENTS = {"rpc": RPCClient}
+class _Subscription:
+    __slots__ = ("name", "handlers", "events", "offset", "epoch", "buffer")
+
+    def __init__(self, name):
+        self.name = name
+        self.handlers = []
+        self.events = []
+        self.offset = 0
+        self.epoch = None
+        self.buffer = None  # pushes held while a subscribe (recovery) is in flight
+
+
+class PubSubClient(ServiceClient):
+    """
+    The client of the C{pubsub} service (C{docs/pubsub.md})::
+
+        def got(data, channel):
+            print(channel, data)
+
+        await client.api.pubsub.subscribe("room.1", got)        # or a pattern: "room.*"
+        await client.api.pubsub.publish("room.1", {"text": "hi"})
+        members = await client.api.pubsub.presence("room.1")
+
+    After a reconnection every subscription is made again; for channels with
+    history the client presents its last offset and epoch and receives the
+    publications it missed, in order, before new ones (duplicates are
+    dropped by offset). When recovery is impossible the client emits
+    C{unrecovered} (with the channel) on the L{Client}'s events: resync
+    the channel's state then.
+    """
+
+    def __init__(self, client, name, serviceId, codec, callbacks):
+        ServiceClient.__init__(self, client, name, serviceId, codec, callbacks)
+        self.subscriptions = {}
+        self._direct = []
+        client.on("reconnect", self._reconnected)
+
+    def subscribe(self, channel, handler, events=None):
+        """
+        Subscribe to a channel or pattern.
+
+        @param handler: called with C{(data, channel)} for every publication.
+        @param events: called with C{(kind, info)} (C{"join"}/C{"leave"})
+            when presence is on.
+        @return: a L{Deferred} firing with the server's reply (C{offset} and
+            C{epoch} for channels with history).
+        """
+        sub = self.subscriptions.get(channel)
+        if sub is None:
+            sub = self.subscriptions[channel] = _Subscription(channel)
+        sub.handlers.append(handler)
+        if events is not None:
+            sub.events.append(events)
+        return self._subscribe(sub, recover=False)
+
+    def _subscribe(self, sub, recover):
+        options = {}
+        if sub.events:
+            options["events"] = True
+        if recover and sub.epoch is not None:
+            options["recover"] = {"offset": sub.offset, "epoch": sub.epoch}
+        if sub.buffer is None:
+            sub.buffer = []
+        d = self.client._request(self, ["sub", sub.name, options], _DEFAULT)
+
+        def failed(f):
+            sub.buffer = None
+            return f
+
+        return d.addCallbacks(self._subscribed, failed, (sub,))
+
+    def _subscribed(self, reply, sub):
+        buffered, sub.buffer = sub.buffer or [], None
+        if not isinstance(reply, dict):
+            return reply
+        fresh = False
+        if "publications" in reply and reply.get("recovered"):
+            for offset, data in reply["publications"]:
+                self._deliver(sub, data, sub.name, offset, reply.get("epoch"))
+        elif "epoch" in reply:
+            if "publications" in reply:
+                self.client._emit("unrecovered", sub.name)
+            sub.epoch, sub.offset, fresh = reply["epoch"], reply.get("offset", 0), True
+        for data, channel, offset, epoch in buffered:
+            self._deliver(sub, data, channel, offset, epoch, fresh)
+        return reply
+
+    def _reconnected(self, welcome):
+        for sub in list(self.subscriptions.values()):
+            self._subscribe(sub, recover=True).addErrback(
+                lambda f, name=sub.name: self.client.log.warn(
+                    "cannot resubscribe to {channel}: {why}", channel=name, why=f.getErrorMessage()
+                )
+            )
+
+    def unsubscribe(self, channel, handler=None):
+        """Remove C{handler} (or every handler); the last one unsubscribes. @return: a L{Deferred}."""
+        sub = self.subscriptions.get(channel)
+        if sub is None:
+            return succeed(None)
+        if handler is not None and handler in sub.handlers:
+            sub.handlers.remove(handler)
+        if handler is not None and sub.handlers:
+            return succeed(None)
+        del self.subscriptions[channel]
+        if not self.client.connected:
+            return succeed(None)
+        return self.client._request(self, ["unsub", channel], _DEFAULT)
+
+    def publish(self, channel, data, exclude=None):
+        """
+        Publish (where the server's C{authorize} hook allows it).
+
+        @param exclude: do not deliver it back to this connection (L{None}:
+            the server's default).
+        @return: a L{Deferred} firing with C{{"offset", "epoch"}} or C{{}}.
+        """
+        options = {} if exclude is None else {"exclude": bool(exclude)}
+        return self.client._request(self, ["pub", channel, data, options], _DEFAULT)
+
+    def presence(self, channel):
+        """@return: a L{Deferred} firing with the list of the channel's members' infos."""
+        return self.client._request(self, ["presence", channel], _DEFAULT)
+
+    def onMessage(self, handler):
+        """Call C{handler(data, channel)} for messages on channels this client did not subscribe to
+        (C{publishTo}, C{publishToSession}, C{broadcast})."""
+        self._direct.append(handler)
+        return handler
+
+    def _deliver(self, sub, data, channel, offset, epoch, force=False):
+        if offset is not None:
+            if not force and epoch == sub.epoch and offset <= sub.offset:
+                return  # already delivered (recovery overlap)
+            if epoch == sub.epoch:
+                sub.offset = max(sub.offset, offset)
+            else:
+                sub.epoch, sub.offset = epoch, offset
+        for handler in tuple(sub.handlers):
+            try:
+                handler(data, channel)
+            except Exception:
+                self.client.log.failure("pubsub handler {handler!r} for {channel} failed", handler=handler, channel=channel)
+
+    def _pushReceived(self, value):
+        ServiceClient._pushReceived(self, value)
+        if type(value) is not list or len(value) < 3:
+            return
+        kind = value[0]
+        if kind == "join" or kind == "leave":
+            sub = self.subscriptions.get(value[1])
+            for handler in tuple(sub.events) if sub is not None else ():
+                try:
+                    handler(kind, value[2])
+                except Exception:
+                    self.client.log.failure("pubsub events handler failed")
+            return
+        if kind == "p":
+            name, rest = value[1], value[2:]
+        elif kind == "m":
+            name, rest = value[1], value[1:]
+        else:
+            return
+        channel, data = rest[0], rest[1]
+        offset, epoch = (rest[2], rest[3]) if len(rest) >= 4 else (None, None)
+        sub = self.subscriptions.get(name)
+        if sub is None:
+            for handler in tuple(self._direct):
+                try:
+                    handler(data, channel)
+                except Exception:
+                    self.client.log.failure("pubsub message handler failed")
+        elif sub.buffer is not None:
+            sub.buffer.append((data, channel, offset, epoch))
+        else:
+            self._deliver(sub, data, channel, offset, epoch)
+
+
+SERVICE_CLIENTS = {"rpc": RPCClient, "pubsub": PubSubClient}
 """Client classes by service name; others get a L{ServiceClient}."""
 
 

@@ -218,6 +218,98 @@ def _urlPath(value):
     return "/" + "/".join(segments)
 
 
+def _string(value):
+    if not isinstance(value, str):
+        raise _Invalid("a string")
+    return value
+
+
+def _nonEmptyString(value):
+    if not isinstance(value, str) or not value:
+        raise _Invalid("a non-empty string")
+    return value
+
+
+def _nonNegativeInt(value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Invalid("an integer >= 0")
+    return value
+
+
+def _port(value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise _Invalid("a port number (1-65535)")
+    return value
+
+
+SESSION_CODECS = ("prism", "express", "flask")
+_HIDDEN_OPTIONS = frozenset(["password", "secret"])  # never echoed by prism check
+
+
+def _number(allowZero):
+    expected = "a number >= 0" if allowZero else "a number > 0"
+
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allowZero):
+            raise _Invalid(expected)
+        return value
+
+    return check
+
+
+def _networks(value):
+    import ipaddress
+
+    expected = 'an array of IP addresses or networks (like "10.0.0.0/8")'
+    if not isinstance(value, list):
+        raise _Invalid(expected)
+    for entry in value:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except (TypeError, ValueError):
+            raise _Invalid(expected, "{!r} is not one".format(entry))
+    return list(value)
+
+
+def _sizes(value):
+    expected = "a table of service names to positive integers (bytes)"
+    if not isinstance(value, dict):
+        raise _Invalid(expected)
+    for name, size in value.items():
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise _Invalid(expected, "{} = {!r}".format(name, size))
+    return dict(value)
+
+
+def _callableName(value):
+    """A dotted name (C{"myapp.auth.check"}) of a callable that imports."""
+    from twisted.python.reflect import namedAny
+
+    expected = 'the dotted name of a callable (like "myapp.auth.check")'
+    if not isinstance(value, str) or not _DOTTED.match(value) or "." not in value:
+        raise _Invalid(expected)
+    try:
+        found = namedAny(value)
+    except Exception as e:
+        raise _Invalid(expected, "cannot import it: {}: {}".format(type(e).__name__, e))
+    if not callable(found):
+        raise _Invalid(expected, "it is not callable")
+    return value
+
+
+def _retryDelays(value):
+    """C{[initial, maximum]} reconnection delays in seconds (pubsub's redis_retry)."""
+    expected = "an array of two numbers of seconds > 0, [initial, maximum]"
+    if not isinstance(value, list) or len(value) != 2:
+        raise _Invalid(expected)
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise _Invalid(expected)
+    if value[0] > value[1]:
+        raise _Invalid(expected, "the initial delay exceeds the maximum")
+    return tuple(value)
+
+
 # Options of the built-in plugins, by implementation: TOML key ->
 # (constructor parameter, validator). Third-party plugins are introspected
 # instead (see _optionTable); their factories validate their own values.
@@ -229,19 +321,75 @@ _BUILTIN_OPTIONS = {
         "ping_timeout": ("pingTimeout", _seconds(allowZero=False)),
         "handshake_timeout": ("handshakeTimeout", _seconds(allowZero=False)),
         "compression": ("compression", _bool),
+        "max_connections": ("maxConnections", _nonNegativeInt),
+        "max_connections_per_address": ("maxConnectionsPerAddress", _nonNegativeInt),
+        "idle_timeout": ("idleTimeout", _seconds(allowZero=True)),
+        "max_outgoing_buffer": ("maxOutgoingBuffer", _positiveInt),
+        "trusted_proxies": ("trustedProxies", _networks),
+        "proxy_header": ("proxyHeader", _nonEmptyString),
     },
     "prism.transports.loopback.LoopbackTransport": {},
     "prism.services.rpc.RPCService": {
         "handlers": ("handlers", _handlers),
         "sessions": ("sessions", _bool),
+        "authorize": ("authorize", _callableName),
     },
     "prism.services.echo.EchoService": {
         "codec": ("codec", _choice("raw", "json", "msgpack")),
         "sessions": ("sessions", _bool),
     },
+    "prism.services.pubsub.PubSubService": {
+        "engine": ("engine", _choice("memory", "redis")),
+        "redis_url": ("redisUrl", _nonEmptyString),
+        "redis_prefix": ("redisPrefix", _nonEmptyString),
+        "authorize": ("authorize", _callableName),
+        "presence_info": ("presenceInfo", _callableName),
+        "max_subscriptions": ("maxSubscriptions", _nonNegativeInt),
+        "exclude_sender": ("excludeSender", _bool),
+        "presence": ("presence", _bool),
+        "presence_ttl": ("presenceTtl", _seconds(allowZero=False)),
+        "history_size": ("historySize", _nonNegativeInt),
+        "history_ttl": ("historyTtl", _seconds(allowZero=False)),
+        "history_channels": ("historyChannels", _stringList),
+        "sessions": ("sessions", _bool),
+        "redis_retry": ("redisRetry", _retryDelays),
+    },
     "prism.middleware.LogRequests": {},
+    "prism.limits.RateLimit": {
+        "rate": ("rate", _number(allowZero=False)),
+        "burst": ("burst", _number(allowZero=False)),
+        "address_rate": ("addressRate", _number(allowZero=True)),
+        "address_burst": ("addressBurst", _number(allowZero=False)),
+        "action": ("action", _choice("drop", "close")),
+        "pause": ("pause", _bool),
+        "max_pause": ("maxPause", _seconds(allowZero=False)),
+        "services": ("services", _stringList),
+    },
+    "prism.limits.MaxSize": {
+        "limit": ("limit", _positiveInt),
+        "services": ("services", _sizes),
+    },
+    "prism.limits.Auth": {
+        "services": ("services", _stringList),
+        "methods": ("methods", _stringList),
+        "key": ("key", _nonEmptyString),
+        "rpc": ("rpc", _nonEmptyString),
+    },
     "prism.sessions.MemorySessionStore": {
         "ttl": ("ttl", _seconds(allowZero=False)),
+    },
+    "prism.stores.redis.RedisSessionStore": {
+        "host": ("host", _nonEmptyString),
+        "port": ("port", _port),
+        "unix": ("unix", _nonEmptyString),
+        "db": ("db", _nonNegativeInt),
+        "password": ("password", _nonEmptyString),
+        "prefix": ("prefix", _string),
+        "ttl": ("ttl", _seconds(allowZero=False)),
+        "pool_size": ("poolSize", _positiveInt),
+        "connect_timeout": ("connectTimeout", _seconds(allowZero=False)),
+        "reply_timeout": ("replyTimeout", _seconds(allowZero=False)),
+        "codec": ("codec", _choice(*SESSION_CODECS)),  # the storage format only; normally [session] codec
     },
 }
 
@@ -363,7 +511,11 @@ class PluginConfig:
         if not self.options:
             return self.plugin
         return "{} ({})".format(
-            self.plugin, ", ".join("{}={}".format(k, json.dumps(v, default=str)) for k, v in self.options.items())
+            self.plugin,
+            ", ".join(
+                "{}={}".format(k, '"***"' if k in _HIDDEN_OPTIONS else json.dumps(v, default=str))
+                for k, v in self.options.items()
+            ),
         )
 
     def __repr__(self):
@@ -398,6 +550,10 @@ class Config:
     @ivar secretSource: C{"secret"}, C{"secret_file <path>"} or L{None}.
     @ivar sessionCookie: L{str}.
     @ivar cacheSessions: L{bool}.
+    @ivar sessionCodec: the session codec's name (C{"prism"}, C{"express"},
+        C{"flask"}).
+    @ivar sessionSigned: for the C{flask} codec, whether its cookie is
+        signed (L{bool}).
     @ivar sessionStore: a L{PluginConfig}.
     @ivar transport: a L{PluginConfig}.
     @ivar services: a L{list} of L{ServiceConfig}.
@@ -409,6 +565,7 @@ class Config:
         self.pythonpath = []
         self.debug = False
         self.logRequests = False
+        self.shutdownTimeout = None
         self.listen = [DEFAULT_LISTEN]
         self.static = None
         self.path = DEFAULT_PATH
@@ -416,6 +573,8 @@ class Config:
         self.secretSource = None
         self.sessionCookie = "prism.sid"
         self.cacheSessions = True
+        self.sessionCodec = "prism"
+        self.sessionSigned = True
         self.sessionStore = None
         self.transport = None
         self.services = []
@@ -452,6 +611,13 @@ class Config:
     def web(self):
         """Whether Prism is served in a L{twisted.web} site (C{static} is set)."""
         return self.static is not None
+
+    def _codec(self):
+        from prism.sessioncodecs import sessionCodec
+
+        if self.sessionCodec == "flask":
+            return sessionCodec("flask", signed=self.sessionSigned)
+        return sessionCodec(self.sessionCodec)
 
     # -- building (starts nothing)
 
@@ -492,6 +658,7 @@ class Config:
             secret=self.secret,
             sessionCookie=self.sessionCookie,
             cacheSessions=self.cacheSessions,
+            sessionCodec=self._codec(),
             logRequests=self.logRequests,
             reactor=reactor,
         )
@@ -506,6 +673,11 @@ class Config:
             except PrismError as e:
                 errors.add(config.key, str(e))
         errors.raiseIfAny()
+        if self.web:
+            # The generated client's default URL: this path on the page's origin.
+            server.clientPath = self.path
+        if self.shutdownTimeout is not None:
+            server.shutdownTimeout = self.shutdownTimeout
         return server
 
     def buildSite(self, server):
@@ -576,8 +748,13 @@ class Config:
         add("middleware", ", ".join(m.describe() for m in self.middleware) or "(none)")
         add(
             "sessions",
-            "store {}, cookie {}, cache {}".format(
-                self.sessionStore.describe(), self.sessionCookie, "on" if self.cacheSessions else "off"
+            "store {}, cookie {}, cache {}{}".format(
+                self.sessionStore.describe(),
+                self.sessionCookie,
+                "on" if self.cacheSessions else "off",
+                "" if self.sessionCodec == "prism" else ", codec {}{}".format(
+                    self.sessionCodec, " (unsigned)" if self.sessionCodec == "flask" and not self.sessionSigned else ""
+                ),
             ),
         )
         add("secret", "from " + self.secretSource if self.secretSource else "random (sessions end with the process)")
@@ -671,8 +848,9 @@ _TOP_KEYS = (
     "transport",
     "services",
     "middleware",
+    "shutdown_timeout",
 )
-_SESSION_KEYS = ("cookie", "cache", "store", "options")
+_SESSION_KEYS = ("cookie", "cache", "store", "options", "codec", "signed")
 
 
 def _unknownKeys(errors, prefix, table, accepted):
@@ -796,6 +974,12 @@ def configFromDict(data, filename="<config>", directory=None, registries=None):
             if resolved not in sys.path:
                 sys.path.insert(0, resolved)
 
+    if "shutdown_timeout" in data:
+        try:
+            config.shutdownTimeout = _seconds(allowZero=True)(data["shutdown_timeout"])
+        except _Invalid as e:
+            errors.invalid("shutdown_timeout", data["shutdown_timeout"], e)
+
     for key, attribute in (("debug", "debug"), ("log_requests", "logRequests")):
         if key in data:
             try:
@@ -900,6 +1084,24 @@ def configFromDict(data, filename="<config>", directory=None, registries=None):
                 config.cacheSessions = _bool(session["cache"])
             except _Invalid as e:
                 errors.invalid("session.cache", session["cache"], e)
+        if "codec" in session:
+            try:
+                config.sessionCodec = _choice(*SESSION_CODECS)(session["codec"])
+            except _Invalid as e:
+                errors.invalid("session.codec", session["codec"], e)
+            else:
+                if "cookie" not in session:
+                    from prism.sessioncodecs import sessionCodec
+
+                    config.sessionCookie = sessionCodec(config.sessionCodec).cookieName
+        if "signed" in session:
+            try:
+                config.sessionSigned = _bool(session["signed"])
+            except _Invalid as e:
+                errors.invalid("session.signed", session["signed"], e)
+            else:
+                if config.sessionCodec != "flask" and not config.sessionSigned:
+                    errors.add("session.signed", "only the flask codec has unsigned cookies; remove signed or set codec = \"flask\"")
         if "store" in session:
             if isinstance(session["store"], str) and session["store"]:
                 storeName = session["store"]

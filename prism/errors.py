@@ -9,6 +9,7 @@ __all__ = [
     "ProtocolError",
     "SessionError",
     "NoSuchSession",
+    "SessionStoreUnavailable",
     "RemoteError",
     "CallTimeout",
     "ConnectionLost",
@@ -47,6 +48,14 @@ class SessionError(PrismError):
 
 class NoSuchSession(SessionError):
     """The store has no (unexpired) session with that id."""
+
+
+class SessionStoreUnavailable(SessionError):
+    """The session store cannot be reached, or did not answer in time."""
+
+    def __init__(self, detail=None):
+        message = "session store unavailable"
+        SessionError.__init__(self, message if not detail else "{} ({})".format(message, detail))
 
 
 class RemoteError(PrismError):

@@ -32,9 +32,10 @@ from prism.errors import NoSuchSession, PrismConfigError, PrismError, ProtocolEr
 from prism.events import EventBus
 from prism.interfaces import IConnection, IRequest
 from prism.middleware import Chain, Drop
+from prism.sessioncodecs import sessionCodec as _sessionCodec
 from prism.sessions import MemorySessionStore, Session, newSessionId, sign, verify
 
-__all__ = ["Server", "Connection", "Request", "EventBus", "GOING_AWAY", "SYSTEM"]
+__all__ = ["Server", "Connection", "Request", "EventBus", "PreparedFrame", "GOING_AWAY", "SYSTEM"]
 
 GOING_AWAY = 1001
 SYSTEM = 0
@@ -46,6 +47,7 @@ NO_REPLY = object()
 """Returned by a service with callbacks that has sent its reply itself."""
 
 REFUSED_COOKIE = "refused a session cookie with a bad signature"
+SESSION_STORE_UNAVAILABLE = "session store unavailable"
 
 
 def _defaultReactor():
@@ -153,6 +155,7 @@ class Connection:
         self.sessionId = sessionId
         self._link = link
         self._write = link.write
+        self._writePrepared = getattr(link, "writePrepared", None)
         self._newSession = newSession  # issued for this connection, not yet stored
         self._session = None  # the cached Session (cache_sessions on)
         self._queue = None  # frames held while the session is being bound
@@ -167,6 +170,12 @@ class Connection:
     @property
     def sessionToken(self):
         return sign(self.server.secret, self.sessionId)
+
+    @property
+    def sessionCookieValue(self):
+        """The session cookie's value in the server's codec's format."""
+        server = self.server
+        return server.sessionCodec.cookieValue(server.secret, self.sessionId)
 
     # -- what services call
 
@@ -183,6 +192,17 @@ class Connection:
         if self.open:
             self._write(frame, isBinary)
 
+    def sendPrepared(self, prepared):
+        """
+        Send a L{PreparedFrame} (from L{Server.prepareFrame}): the same bytes,
+        encoded and framed once, go to every connection it is sent on.
+        """
+        if self.open:
+            if self._writePrepared is not None:
+                self._writePrepared(prepared)
+            else:
+                self._write(prepared.frame, prepared.isBinary)
+
     def sendError(self, serviceId, callbackId, kind, message, tb=None):
         if self.open:
             self._write(wire.encodeError(serviceId, callbackId, kind, message, tb), False)
@@ -190,6 +210,20 @@ class Connection:
     def close(self, code=1000, reason=""):
         if self.open:
             self._link.close(code, reason)
+
+    address = None
+    """The client's address (a host, without port) as the transport sees it,
+    trusted-proxy headers applied; L{None} when the transport does not say
+    (use C{peer})."""
+
+    def pauseReading(self, seconds):
+        """
+        Stop reading this client's messages for C{seconds} (flood control),
+        if the transport can; otherwise do nothing.
+        """
+        pause = getattr(self._link, "pauseReading", None)
+        if pause is not None and self.open:
+            pause(seconds)
 
     # -- what the transport calls
 
@@ -296,7 +330,10 @@ class Server:
         L{bytes}). Share it with the web app and every node. When omitted a
         random one is generated, so sessions do not survive a restart.
     @param sessionCookie: the name of the session cookie read from (and set
-        in) the WebSocket handshake.
+        in) the WebSocket handshake; the codec's by default (C{prism.sid}).
+    @param sessionCodec: the cookie and storage format shared with a web
+        app: C{"prism"} (the default), C{"express"}, C{"flask"} or an
+        L{prism.sessioncodecs.ISessionCodec}.
     @param cacheSessions: keep each connection's session in RAM and write
         changes back (the default; needs sticky sessions behind a load
         balancer), or read the store on every message.
@@ -306,16 +343,25 @@ class Server:
 
     log = Logger()
 
+    shutdownTimeout = 10.0
+    """Seconds L{stop} waits for requests in flight (asynchronous handlers)
+    to finish before it closes the connections."""
+
+    _stopping = False
+    _inflight = 0  # requests whose handler returned a Deferred, not yet answered
+    _drained = None  # a Deferred L{stop} waits on while _inflight > 0
+
     def __init__(
         self,
         transport=None,
         debug=False,
         sessionStore=None,
         secret=None,
-        sessionCookie="prism.sid",
+        sessionCookie=None,
         cacheSessions=True,
         logRequests=False,
         reactor=None,
+        sessionCodec=None,
     ):
         self._reactor = reactor
         self._transport = transport
@@ -327,10 +373,15 @@ class Server:
         else:
             self._randomSecret = False
         self.secret = secret
-        self.sessionCookie = sessionCookie
+        self.sessionCodec = _sessionCodec(sessionCodec)
+        self.sessionCookie = sessionCookie if sessionCookie is not None else self.sessionCodec.cookieName
         self.cacheSessions = cacheSessions
         self.logRequests = logRequests
         self.events = EventBus()
+        self.sessionStoreDown = False  # set by a shared store while it cannot reach its server
+        bind = getattr(self.sessionStore, "bind", None)
+        if bind is not None:  # a shared store: takes the codec, reports its state on self.events
+            bind(self)
         self.api = _API()
         self.connections = {}
         self._entries = []
@@ -386,9 +437,17 @@ class Server:
         return entry.id
 
     def use(self, middleware):
-        """Append a middleware (see L{prism.interfaces.IMiddleware}) to the chain."""
+        """
+        Append a middleware (see L{prism.interfaces.IMiddleware}) to the
+        chain. A middleware with an C{attach(server)} method is attached
+        first (it may subscribe to C{server.events}, e.g. to forget a
+        connection's state when it closes).
+        """
         if not callable(middleware):
             raise PrismConfigError("middleware {!r} is not callable".format(middleware))
+        attach = getattr(middleware, "attach", None)
+        if attach is not None:
+            attach(self)
         self._chain.append(middleware)
         return middleware
 
@@ -467,6 +526,19 @@ class Server:
 
         return buildClient(self, format=format, minify=minify, url=url)
 
+    @staticmethod
+    def prepareFrame(frame, isBinary=False):
+        """
+        Prepare a frame for fan-out: send the result with
+        L{Connection.sendPrepared} to any number of connections; each
+        transport encodes (and, for WebSocket, frames) it only once.
+
+        @param frame: a complete Prism frame (L{str}, or L{bytes} when
+            C{isBinary}).
+        @return: a L{PreparedFrame}.
+        """
+        return PreparedFrame(frame, isBinary)
+
     def browser_assets(self):
         """
         @return: the extra static files browsers need (dicts with C{name},
@@ -477,23 +549,36 @@ class Server:
 
         return browserAssets(self)
 
-    def stop(self, reason="server shutting down"):
+    def stop(self, reason="server shutting down", timeout=None):
         """
         Stop gracefully: stop listening, tell every client the server is going
-        away, close their connections with code 1001, write back cached
-        sessions, then stop the services.
+        away (C{0|["going_away", reason]}), refuse new requests (kind
+        C{going_away}) while the requests in flight finish (at most
+        C{timeout} seconds, L{shutdownTimeout} by default; their replies are
+        sent before the connections close), close the connections with code
+        1001, write back cached sessions, then stop the services.
 
         @return: a L{Deferred} firing when done.
         """
+        if timeout is None:
+            timeout = self.shutdownTimeout
         ports, self._listening = self._listening, []
-        waits = [maybeDeferred(p.stopListening) for p in ports]
+        stopped = [maybeDeferred(p.stopListening) for p in ports]
+        self._stopping = True
         goingAway = wire.header(SYSTEM) + wire._jsonEncode(["going_away", reason])
         for conn in list(self.connections.values()):
             conn.sendFrame(goingAway)
-            if conn._session is not None and conn._session.dirty:
-                waits.append(self._saveSession(conn._session))
-            conn.close(GOING_AWAY, reason)
-        d = DeferredList(waits, consumeErrors=True)
+        d = DeferredList(stopped + [self._waitInFlight(timeout)], consumeErrors=True)
+
+        def closeAll(_):
+            waits = []
+            for conn in list(self.connections.values()):
+                if conn._session is not None and conn._session.dirty:
+                    waits.append(self._saveSession(conn._session))
+                conn.close(GOING_AWAY, reason)
+            return DeferredList(waits, consumeErrors=True)
+
+        d.addCallback(closeAll)
 
         def stopServices(_):
             stops = []
@@ -502,9 +587,43 @@ class Server:
                 if stop is not None:
                     stops.append(maybeDeferred(stop))
             self.running = False
+            self._stopping = False
             return DeferredList(stops, consumeErrors=True)
 
         return d.addCallback(stopServices).addCallback(lambda _: None)
+
+    def _waitInFlight(self, timeout):
+        """
+        @return: a L{Deferred} firing when no request is in flight, or after
+            C{timeout} seconds (logging how many were cut off).
+        """
+        if not self._inflight:
+            return succeed(None)
+        if self._drained is None:
+            self._drained = Deferred()
+        done = Deferred()
+        self._drained.addBoth(lambda _: done.called or done.callback(None))
+
+        def overdue():
+            if not done.called:
+                self.log.warn(
+                    "stopping with {count} request(s) still in flight after {timeout} s",
+                    count=self._inflight,
+                    timeout=timeout,
+                )
+                done.callback(None)
+
+        timer = self.reactor.callLater(timeout, overdue)
+        done.addBoth(lambda r: timer.cancel() if timer.active() else None)
+        return done
+
+    def _settled(self, result):
+        """An asynchronous request has been answered (or failed)."""
+        self._inflight -= 1
+        if not self._inflight and self._drained is not None:
+            drained, self._drained = self._drained, None
+            drained.callback(None)
+        return result
 
     # -- connections (called by transports)
 
@@ -519,7 +638,7 @@ class Server:
         @param token: the session token from the handshake's cookie, if any.
         @return: the L{Connection} to feed frames to.
         """
-        sessionId = verify(self.secret, token) if token else None
+        sessionId = self.sessionCodec.parseCookie(self.secret, token) if token else None
         newSession = sessionId is None
         conn = Connection(
             self, link, transport, peer, sessionId or newSessionId(), newSession, headers
@@ -578,12 +697,18 @@ class Server:
         try:
             value = entry.decode(payload)
         except Exception as e:
-            return self._error(
-                "decode", "cannot decode {} payload: {}".format(entry.codec.name, e), conn, entry, cb, None
-            )
+            try:
+                message = "cannot decode {} payload: {}".format(entry.codec.name, e)
+            except Exception:
+                # PyPy 3.9's _pypyjson can build an error message that
+                # str.format then fails on (SystemError; tests/test_fuzz.py).
+                message = "cannot decode {} payload".format(entry.codec.name)
+            return self._error("decode", message, conn, entry, cb, None)
         request = Request(self, conn, entry.name, sid, cb, value, len(frame))
         if sid == SYSTEM:
             return self._handle(entry, request)
+        if self._stopping:
+            return self._error("going_away", "the server is shutting down", conn, entry, cb, None)
         if self.logRequests:
             self.log.info(
                 "{peer} -> {service} cb={callbackId} ({size} bytes)",
@@ -623,6 +748,8 @@ class Server:
 
     def _withSession(self, entry, request):
         conn = request.connection
+        if self.sessionStoreDown:
+            return self._error("session", SESSION_STORE_UNAVAILABLE, conn, entry, request.callbackId, None)
         session = conn.getSession()
         if not isinstance(session, Deferred):
             request.session = session
@@ -668,12 +795,14 @@ class Server:
         return None
 
     def _handleDeferred(self, result, conn, entry, request, cb):
+        self._inflight += 1  # stop() waits for it
         if entry.callbacks and cb is not None:
             result.addCallbacks(self._reply, self._handlerFailed, (conn, entry, cb), None, (conn, entry, cb))
         else:
             result.addErrback(self._handlerFailed, conn, entry, None)
         if request.session is not None:
             result.addBoth(self._afterHandler, request.session)
+        result.addBoth(self._settled)
         return None
 
     def _reply(self, result, conn, entry, cb):
@@ -759,6 +888,25 @@ class Server:
             self.log.debug("dropped a request for {service}", service=entry.name)
             return None
         return self._error("dropped", reason, conn, entry, cb, None)
+
+
+class PreparedFrame:
+    """
+    A frame to send, unchanged, to many connections (see
+    L{Server.prepareFrame}). The WebSocket transport keeps its Autobahn
+    C{PreparedMessage} in C{cache} on first use, so that fan-out to N
+    connections encodes and frames the message once.
+
+    @ivar frame: the frame (L{str} for text, L{bytes} for binary).
+    @ivar isBinary: L{bool}.
+    """
+
+    __slots__ = ("frame", "isBinary", "cache")
+
+    def __init__(self, frame, isBinary=False):
+        self.frame = frame
+        self.isBinary = isBinary
+        self.cache = None
 
 
 class _API:

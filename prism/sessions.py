@@ -109,7 +109,15 @@ class Session(MutableMapping):
         if not self.dirty:
             return succeed(None)
         self.dirty = False
-        return self._store.save(self.id, self._data)
+        return self._store.save(self.id, self._data).addErrback(self._saveFailed)
+
+    def _saveFailed(self, failure):
+        # Not stored: still dirty, so it is written again with the next
+        # change, on disconnect or on server.stop(). (Data the store refuses
+        # outright, such as non-JSON values, is not retried.)
+        if not failure.check(TypeError, ValueError):
+            self.dirty = True
+        return failure
 
 
 _jsonEncode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode

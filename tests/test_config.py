@@ -214,7 +214,7 @@ INVALID = [
     ('[session]\ncookie = "a b"\n' + MINIMAL, "session.cookie", "expected a cookie name", 'found string "a b"'),
     ('[session]\ncache = "no"\n' + MINIMAL, "session.cache", "expected a boolean", 'found string "no"'),
     ("[session]\nstore = 1\n" + MINIMAL, "session.store", "expected a session store plugin name", "found integer 1"),
-    ('[session]\nstore = "redis"\n' + MINIMAL, "session.store", "expected a session store plugin name (available: ", 'found string "redis"'),
+    ('[session]\nstore = "mongo"\n' + MINIMAL, "session.store", "expected a session store plugin name (available: ", 'found string "mongo"'),
     ("[session]\noptions = 1\n" + MINIMAL, "session.options", "expected a table ([session.options])", "found integer 1"),
     ("[session.options]\nttl = 0\n" + MINIMAL, "session.options.ttl", "expected a number of seconds > 0", "found integer 0"),
     ("[session.options]\nsize = 1\n" + MINIMAL, "session.options.size", "unknown option of the session store plugin 'memory'", "accepted options: ttl"),
@@ -227,7 +227,7 @@ INVALID = [
     ("[transport]\nhandshake_timeout = true\n" + MINIMAL, "transport.handshake_timeout", "expected a number of seconds > 0", "found boolean true"),
     ('[transport]\nallowed_origins = "*"\n' + MINIMAL, "transport.allowed_origins", "expected an array of non-empty strings", 'found string "*"'),
     ('[transport]\ncompression = "on"\n' + MINIMAL, "transport.compression", "expected a boolean", 'found string "on"'),
-    ("[transport]\nmaxMessageSize = 5\n" + MINIMAL, "transport.maxMessageSize", "did you mean max_message_size?", "accepted options: allowed_origins, compression, handshake_timeout, max_message_size, ping_interval, ping_timeout"),
+    ("[transport]\nmaxMessageSize = 5\n" + MINIMAL, "transport.maxMessageSize", "did you mean max_message_size?", "accepted options: allowed_origins, compression, handshake_timeout, idle_timeout, max_connections, max_connections_per_address, max_message_size, max_outgoing_buffer, ping_interval, ping_timeout, proxy_header, trusted_proxies"),
     ("", "services", "expected at least one [[services]] table", "found none"),
     ('services = ["echo"]\n', "services", "expected an array of tables ([[services]])", 'found array ["echo"]'),
     ('[[services]]\nplugin = "echo"\n', "services[0].name", "expected the service's name (a string)", "found nothing"),
@@ -245,7 +245,7 @@ INVALID = [
     ('[[services]]\nname = "echo"\nhandlers = "x"\n', "services[0].handlers", "unknown option of the service plugin 'echo'", "accepted options: codec, sessions"),
     ("middleware = 1\n" + MINIMAL, "middleware", "expected an array of tables ([[middleware]])", "found integer 1"),
     ("[[middleware]]\nname = 1\n" + MINIMAL, "middleware[0].plugin", "expected a middleware plugin name (string)", "found nothing"),
-    ('[[middleware]]\nplugin = "auth"\n' + MINIMAL, "middleware[0].plugin", "expected a middleware plugin name (available: ", 'found string "auth"'),
+    ('[[middleware]]\nplugin = "nosuch"\n' + MINIMAL, "middleware[0].plugin", "expected a middleware plugin name (available: ", 'found string "nosuch"'),
     ('[[middleware]]\nplugin = "log"\nlevel = 1\n' + MINIMAL, "middleware[0].level", "unknown option of the middleware plugin 'log'", "accepted options: (none)"),
 ]
 
@@ -285,7 +285,7 @@ def test_all_errors_are_reported_in_one_pass(tmp_path):
         [[services]]
         name = "chat"
         [[middleware]]
-        plugin = "auth"
+        plugin = "nosuch"
         """,
     )
     keys = [e.split(": ")[1] for e in errors]
@@ -790,3 +790,73 @@ async def test_static_files_and_the_socket_share_a_port(tmp_path, prism, reactor
     finally:
         await within(top.stopService(), 10)
     await within(closed)
+
+
+# -- the generated client's default URL follows `path`
+
+_DEFAULT_URL_PROBE = r"""
+const vm = require("vm"), fs = require("fs");
+const origins = ["https://example.com:8443", "http://127.0.0.1:8080", null];
+const urls = origins.map(() => null);
+origins.forEach((origin, i) => {
+  const ctx = { setTimeout, clearTimeout, console };
+  if (origin) ctx.location = { origin };
+  vm.runInNewContext(fs.readFileSync(process.argv[1], "utf8"), ctx);
+  class FakeWebSocket { constructor(url) { urls[i] = url; } }
+  try {
+    ctx.Prism.createClient({ WebSocket: FakeWebSocket, reconnect: false }).connect().catch(() => {});
+  } catch (e) {
+    urls[i] = e.kind + ": " + e.message;
+  }
+});
+setTimeout(() => console.log(JSON.stringify(urls)), 100);
+"""
+
+
+def _defaultURLs(source, tmp_path):
+    """Run a script-format client with a fake page origin: the URLs it connects to."""
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    assert node, "Node.js is needed (scripts/test installs it)"
+    client = tmp_path / "client-probe.js"
+    client.write_text(source, encoding="utf-8")
+    out = subprocess.run(
+        [node, "-e", _DEFAULT_URL_PROBE, str(client)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60
+    )
+    assert out.returncode == 0, out.stdout
+    return json.loads(out.stdout)
+
+
+def test_built_client_defaults_to_the_configured_path(tmp_path, capsys):
+    (tmp_path / "www").mkdir()
+    path = write(tmp_path, 'static = "www"\npath = "/realtime/ws"\n[[services]]\nname = "rpc"\n')
+    server = loadConfig(str(path)).buildServer(reactor=MemoryReactorClock())
+    assert server.clientPath == "/realtime/ws"
+    out = tmp_path / "client.js"
+    assert cli.main(["build-client", "--config", str(path), "-o", str(out), "--format", "script"]) == 0
+    capsys.readouterr()
+    source = out.read_text(encoding="utf-8")
+    assert 'location.origin.replace(/^http/, "ws") + "/realtime/ws"' in source
+    assert _defaultURLs(source, tmp_path) == [
+        "wss://example.com:8443/realtime/ws",
+        "ws://127.0.0.1:8080/realtime/ws",
+        "connect: createClient needs a url outside browsers",  # no page: no default
+    ]
+    # An explicit --url still wins; a path given as url works for any server.
+    assert cli.main(["build-client", "--config", str(path), "--url", "ws://h:1/x"]) == 0
+    assert 'const DEFAULT_URL = "ws://h:1/x";' in capsys.readouterr().out
+    assert _defaultURLs(server.build_client(format="script", url="/other"), tmp_path)[:1] == [
+        "wss://example.com:8443/other"
+    ]
+
+
+def test_built_client_without_static_keeps_the_origin_default(tmp_path, capsys):
+    path = write(tmp_path, '[[services]]\nname = "rpc"\n')
+    server = loadConfig(str(path)).buildServer(reactor=MemoryReactorClock())
+    assert getattr(server, "clientPath", None) is None
+    source = server.build_client(format="script")
+    assert "const DEFAULT_URL = null;" in source
+    assert _defaultURLs(source, tmp_path)[:2] == ["wss://example.com:8443/", "ws://127.0.0.1:8080/"]

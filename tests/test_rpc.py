@@ -393,7 +393,10 @@ def test_serverClosesConnection():
     ts, client = rpcServer({"slow": lambda: gate})
     client.reconnect = False
     d = client.api.rpc.call("slow")
-    ts.stop()
+    stopped = ts.server.stop(timeout=1)
+    assert not d.called  # stop() waits for calls in flight, up to its timeout
+    ts.clock.advance(1)
+    resultOf(stopped)
     failureOf(d, ConnectionLost)
     gate.callback("nobody listens")
 

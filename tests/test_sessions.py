@@ -6,12 +6,15 @@ The contract suite runs once per entry of L{STORE_HARNESSES}. A store joins
 it by adding a harness factory there: a function taking pytest's
 C{request} and returning a L{StoreHarness} whose C{store} is fresh, whose
 C{ttl} is its expiry, whose C{passTime(seconds)} makes that much time pass
-for the store, and whose C{result}/C{failure} wait for a L{Deferred}.
+for the store, and whose C{result}/C{failure} wait for a L{Deferred}; the
+contract tests are asynchronous and await all three, so a store talking to a
+real server (Redis) runs them on the real reactor.
 """
 
 import string
 
 import pytest
+import pytest_twisted
 from twisted.internet.defer import Deferred
 from zope.interface.verify import verifyObject
 
@@ -162,12 +165,29 @@ class StoreHarness:
     @ivar ttl: its expiry, in seconds.
     """
 
-    def __init__(self, store, ttl, passTime, result=resultOf, failure=failureOf):
+    def __init__(self, store, ttl, passTime, result=None, failure=None):
         self.store = store
         self.ttl = ttl
-        self.passTime = passTime
-        self.result = result
-        self.failure = failure
+        self._passTime = passTime
+        self._result = result
+        self._failure = failure
+
+    async def passTime(self, seconds):
+        result = self._passTime(seconds)
+        if isinstance(result, Deferred) or hasattr(result, "__await__"):
+            await result
+
+    async def result(self, d):
+        """Wait for C{d}; @return: its result (raising its failure)."""
+        if self._result is not None:
+            return await self._result(d)
+        return resultOf(d)  # a store that answers synchronously (memory) must still do so
+
+    async def failure(self, d, *expected):
+        """Wait for C{d} to fail with one of C{expected}; @return: the L{Failure}."""
+        if self._failure is not None:
+            return await self._failure(d, *expected)
+        return failureOf(d, *expected)
 
 
 def memoryStore(request):
@@ -176,7 +196,15 @@ def memoryStore(request):
     return StoreHarness(store, 60, clock.advance)
 
 
-STORE_HARNESSES = [memoryStore]
+def redisStore(request):
+    """The Redis store on the test run's private Redis; time passes by shortening TTLs (PEXPIRE)."""
+    from redisutil import passTime, redisHarnessStore, waitFailure, waitResult
+
+    store = redisHarnessStore(request, ttl=60)
+    return StoreHarness(store, 60, lambda seconds: passTime(store, seconds), waitResult, waitFailure)
+
+
+STORE_HARNESSES = [memoryStore, redisStore]
 """Harness factories, one per L{ISessionStore} implementation."""
 
 
@@ -185,133 +213,150 @@ def harness(request):
     return request.param(request)
 
 
-def test_contractProvidesInterface(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractProvidesInterface(harness):
     assert verifyObject(ISessionStore, harness.store)
 
 
-def test_contractSaveLoad(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractSaveLoad(harness):
     store = harness.store
     data = {"user": "ada", "n": 1, "nested": {"list": [1, 2, None]}, "f": 1.5, "t": True}
     d = store.save("sid-1", data)
     assert isinstance(d, Deferred)
-    assert harness.result(d) is None
+    assert await harness.result(d) is None
     d = store.load("sid-1")
     assert isinstance(d, Deferred)
-    assert harness.result(d) == data
+    assert await harness.result(d) == data
 
 
-def test_contractEmptySession(harness):
-    harness.result(harness.store.save("empty", {}))
-    assert harness.result(harness.store.load("empty")) == {}
+@pytest_twisted.ensureDeferred
+async def test_contractEmptySession(harness):
+    await harness.result(harness.store.save("empty", {}))
+    assert await harness.result(harness.store.load("empty")) == {}
 
 
-def test_contractSaveReplaces(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractSaveReplaces(harness):
     store = harness.store
-    harness.result(store.save("sid", {"a": 1, "b": 2}))
-    harness.result(store.save("sid", {"c": 3}))
-    assert harness.result(store.load("sid")) == {"c": 3}
+    await harness.result(store.save("sid", {"a": 1, "b": 2}))
+    await harness.result(store.save("sid", {"c": 3}))
+    assert await harness.result(store.load("sid")) == {"c": 3}
 
 
-def test_contractSessionsAreIndependent(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractSessionsAreIndependent(harness):
     store = harness.store
-    harness.result(store.save("one", {"v": 1}))
-    harness.result(store.save("two", {"v": 2}))
-    assert harness.result(store.load("one")) == {"v": 1}
-    assert harness.result(store.load("two")) == {"v": 2}
+    await harness.result(store.save("one", {"v": 1}))
+    await harness.result(store.save("two", {"v": 2}))
+    assert await harness.result(store.load("one")) == {"v": 1}
+    assert await harness.result(store.load("two")) == {"v": 2}
 
 
-def test_contractLoadReturnsCopies(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractLoadReturnsCopies(harness):
     store = harness.store
     saved = {"list": [1], "map": {"k": "v"}}
-    harness.result(store.save("sid", saved))
+    await harness.result(store.save("sid", saved))
     saved["list"].append("changed after save")
     saved["new"] = True
-    loaded = harness.result(store.load("sid"))
+    loaded = await harness.result(store.load("sid"))
     assert loaded == {"list": [1], "map": {"k": "v"}}
     loaded["list"].append(2)
     loaded["map"]["k"] = "changed after load"
     loaded["other"] = 1
-    assert harness.result(store.load("sid")) == {"list": [1], "map": {"k": "v"}}
+    assert await harness.result(store.load("sid")) == {"list": [1], "map": {"k": "v"}}
 
 
-def test_contractLoadUnknown(harness):
-    f = harness.failure(harness.store.load("no-such-id"), NoSuchSession)
+@pytest_twisted.ensureDeferred
+async def test_contractLoadUnknown(harness):
+    f = await harness.failure(harness.store.load("no-such-id"), NoSuchSession)
     assert isinstance(f.value, SessionError)
 
 
-def test_contractTouchUnknown(harness):
-    harness.failure(harness.store.touch("no-such-id"), NoSuchSession)
+@pytest_twisted.ensureDeferred
+async def test_contractTouchUnknown(harness):
+    await harness.failure(harness.store.touch("no-such-id"), NoSuchSession)
 
 
-def test_contractTouchKnown(harness):
-    harness.result(harness.store.save("sid", {"a": 1}))
-    assert harness.result(harness.store.touch("sid")) is None
-    assert harness.result(harness.store.load("sid")) == {"a": 1}
+@pytest_twisted.ensureDeferred
+async def test_contractTouchKnown(harness):
+    await harness.result(harness.store.save("sid", {"a": 1}))
+    assert await harness.result(harness.store.touch("sid")) is None
+    assert await harness.result(harness.store.load("sid")) == {"a": 1}
 
 
-def test_contractDeleteUnknownIsFine(harness):
-    assert harness.result(harness.store.delete("no-such-id")) is None
+@pytest_twisted.ensureDeferred
+async def test_contractDeleteUnknownIsFine(harness):
+    assert await harness.result(harness.store.delete("no-such-id")) is None
 
 
-def test_contractDelete(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractDelete(harness):
     store = harness.store
-    harness.result(store.save("sid", {"a": 1}))
-    harness.result(store.save("keep", {"b": 2}))
-    assert harness.result(store.delete("sid")) is None
-    harness.failure(store.load("sid"), NoSuchSession)
-    harness.failure(store.touch("sid"), NoSuchSession)
-    assert harness.result(store.load("keep")) == {"b": 2}
+    await harness.result(store.save("sid", {"a": 1}))
+    await harness.result(store.save("keep", {"b": 2}))
+    assert await harness.result(store.delete("sid")) is None
+    await harness.failure(store.load("sid"), NoSuchSession)
+    await harness.failure(store.touch("sid"), NoSuchSession)
+    assert await harness.result(store.load("keep")) == {"b": 2}
 
 
-def test_contractExpiry(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractExpiry(harness):
     store = harness.store
-    harness.result(store.save("sid", {"a": 1}))
-    harness.passTime(harness.ttl + 1)
-    harness.failure(store.load("sid"), NoSuchSession)
-    harness.failure(store.touch("sid"), NoSuchSession)
+    await harness.result(store.save("sid", {"a": 1}))
+    await harness.passTime(harness.ttl + 1)
+    await harness.failure(store.load("sid"), NoSuchSession)
+    await harness.failure(store.touch("sid"), NoSuchSession)
 
 
-def test_contractTouchAfterExpiry(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractTouchAfterExpiry(harness):
     store = harness.store
-    harness.result(store.save("sid", {"a": 1}))
-    harness.passTime(harness.ttl + 1)
-    harness.failure(store.touch("sid"), NoSuchSession)
+    await harness.result(store.save("sid", {"a": 1}))
+    await harness.passTime(harness.ttl + 1)
+    await harness.failure(store.touch("sid"), NoSuchSession)
 
 
-def test_contractLoadRefreshesExpiry(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractLoadRefreshesExpiry(harness):
     store = harness.store
-    harness.result(store.save("sid", {"a": 1}))
+    await harness.result(store.save("sid", {"a": 1}))
     for _ in range(3):
-        harness.passTime(harness.ttl * 0.75)
-        assert harness.result(store.load("sid")) == {"a": 1}
-    harness.passTime(harness.ttl + 1)
-    harness.failure(store.load("sid"), NoSuchSession)
+        await harness.passTime(harness.ttl * 0.75)
+        assert await harness.result(store.load("sid")) == {"a": 1}
+    await harness.passTime(harness.ttl + 1)
+    await harness.failure(store.load("sid"), NoSuchSession)
 
 
-def test_contractTouchRefreshesExpiry(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractTouchRefreshesExpiry(harness):
     store = harness.store
-    harness.result(store.save("sid", {"a": 1}))
+    await harness.result(store.save("sid", {"a": 1}))
     for _ in range(3):
-        harness.passTime(harness.ttl * 0.75)
-        harness.result(store.touch("sid"))
-    assert harness.result(store.load("sid")) == {"a": 1}
+        await harness.passTime(harness.ttl * 0.75)
+        await harness.result(store.touch("sid"))
+    assert await harness.result(store.load("sid")) == {"a": 1}
 
 
-def test_contractSaveRefreshesExpiry(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractSaveRefreshesExpiry(harness):
     store = harness.store
-    harness.result(store.save("sid", {"a": 1}))
-    harness.passTime(harness.ttl * 0.75)
-    harness.result(store.save("sid", {"a": 2}))
-    harness.passTime(harness.ttl * 0.75)
-    assert harness.result(store.load("sid")) == {"a": 2}
+    await harness.result(store.save("sid", {"a": 1}))
+    await harness.passTime(harness.ttl * 0.75)
+    await harness.result(store.save("sid", {"a": 2}))
+    await harness.passTime(harness.ttl * 0.75)
+    assert await harness.result(store.load("sid")) == {"a": 2}
 
 
-def test_contractSaveAfterExpiryRecreates(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractSaveAfterExpiryRecreates(harness):
     store = harness.store
-    harness.result(store.save("sid", {"a": 1}))
-    harness.passTime(harness.ttl + 1)
-    harness.result(store.save("sid", {"a": 2}))
-    assert harness.result(store.load("sid")) == {"a": 2}
+    await harness.result(store.save("sid", {"a": 1}))
+    await harness.passTime(harness.ttl + 1)
+    await harness.result(store.save("sid", {"a": 2}))
+    assert await harness.result(store.load("sid")) == {"a": 2}
 
 
 def _circular():
@@ -332,30 +377,34 @@ def _circular():
     ],
     ids=["object", "set", "bytes", "nan", "inf", "circular"],
 )
-def test_contractRefusesNonJSON(harness, bad):
+@pytest_twisted.ensureDeferred
+async def test_contractRefusesNonJSON(harness, bad):
     store = harness.store
-    harness.failure(store.save("sid", bad), TypeError, ValueError)
-    harness.failure(store.load("sid"), NoSuchSession)
+    await harness.failure(store.save("sid", bad), TypeError, ValueError)
+    await harness.failure(store.load("sid"), NoSuchSession)
 
 
-def test_contractRefusedSaveKeepsOldData(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractRefusedSaveKeepsOldData(harness):
     store = harness.store
-    harness.result(store.save("sid", {"ok": 1}))
-    harness.failure(store.save("sid", {"bad": object()}), TypeError, ValueError)
-    assert harness.result(store.load("sid")) == {"ok": 1}
+    await harness.result(store.save("sid", {"ok": 1}))
+    await harness.failure(store.save("sid", {"bad": object()}), TypeError, ValueError)
+    assert await harness.result(store.load("sid")) == {"ok": 1}
 
 
-def test_contractDataComesBackAsJSON(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractDataComesBackAsJSON(harness):
     """Whatever the store, data comes back as JSON gives it back."""
-    harness.result(harness.store.save("sid", {"tuple": (1, 2), "keys": {1: "int key"}, "u": "\u00e9\u2603"}))
-    assert harness.result(harness.store.load("sid")) == {"tuple": [1, 2], "keys": {"1": "int key"}, "u": "\u00e9\u2603"}
+    await harness.result(harness.store.save("sid", {"tuple": (1, 2), "keys": {1: "int key"}, "u": "\u00e9\u2603"}))
+    assert await harness.result(harness.store.load("sid")) == {"tuple": [1, 2], "keys": {"1": "int key"}, "u": "\u00e9\u2603"}
 
 
-def test_contractSessionIdsAreOpaqueStrings(harness):
+@pytest_twisted.ensureDeferred
+async def test_contractSessionIdsAreOpaqueStrings(harness):
     store = harness.store
     for sessionId in [newSessionId(), "a-b_c", "x" * 64]:
-        harness.result(store.save(sessionId, {"id": sessionId}))
-        assert harness.result(store.load(sessionId)) == {"id": sessionId}
+        await harness.result(store.save(sessionId, {"id": sessionId}))
+        assert await harness.result(store.load(sessionId)) == {"id": sessionId}
 
 
 # -- MemorySessionStore specifics

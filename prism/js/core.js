@@ -90,7 +90,7 @@ function createClient(options) {
       on: (handler) => (r.pushes.push(handler), handler),
       off: (handler) => remove(r.pushes, handler),
     };
-    app.api[name] = Object.assign({}, handle, HALVES[name] ? HALVES[name](handle) : {});
+    app.api[name] = Object.assign({}, handle, HALVES[name] ? HALVES[name](handle, app) : {});
     return r;
   }
 

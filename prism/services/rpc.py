@@ -14,6 +14,14 @@ client address, transport). A raised exception becomes an error reply
 (message always, traceback only in debug mode); raise
 L{prism.server.ServiceError} to choose the error kind.
 
+Authorization: C{RPCService(authorize=check)} calls C{check(request,
+method, args)} before every call (and before looking the method up, so that
+a refused client cannot probe which methods exist); C{request.session} and
+C{request.connection} are available (setting C{authorize} loads sessions). A
+false result (or a L{Deferred}/coroutine firing with one) refuses the call
+with an error of kind C{forbidden}; raising L{prism.server.ServiceError}
+picks another kind. L{requires} attaches a check to one handler.
+
 Wire format (C{docs/protocol.md}): request C{cb|["method", args…]}, result
 C{cb|value}, error C{cb!{"error": kind, "message": …}}.
 """
@@ -21,14 +29,60 @@ C{cb|value}, error C{cb!{"error": kind, "message": …}}.
 import importlib
 import pkgutil
 import types
+from inspect import iscoroutine
+
+from twisted.internet.defer import Deferred
 
 from prism.errors import PrismConfigError
 from prism.server import ServiceError
 from prism.services.base import Service
 
-__all__ = ["RPCService", "RPCAPI", "withRequest", "loadHandlers"]
+__all__ = ["RPCService", "RPCAPI", "withRequest", "requires", "loadHandlers"]
 
 _NEEDS_REQUEST = "__prism_request__"
+_CHECKS = "__prism_checks__"
+
+
+def requires(check):
+    """
+    Attach an authorization check to one handler::
+
+        @requires(lambda request: request.session.get("role") == "admin")
+        def purge():
+            ...
+
+    C{check(request)} runs before the handler (after the service-wide
+    C{authorize}); a false result (or a L{Deferred}/coroutine firing with
+    one) refuses the call with kind C{forbidden}. Handlers with checks get
+    their session loaded when the service has C{sessions} or C{authorize}.
+    """
+
+    def decorate(function):
+        checks = list(getattr(function, _CHECKS, ()))
+        checks.append(check)
+        setattr(function, _CHECKS, tuple(checks))
+        return function
+
+    return decorate
+
+
+def _forbidden(method):
+    return ServiceError("forbidden", "not allowed to call {!r}".format(method))
+
+
+def _resolve(authorize):
+    if authorize is None or callable(authorize):
+        return authorize
+    if isinstance(authorize, str):
+        from twisted.python.reflect import namedAny
+
+        try:
+            found = namedAny(authorize)
+        except Exception as e:
+            raise PrismConfigError("rpc authorize: cannot load {!r}: {}".format(authorize, e)) from None
+        if callable(found):
+            return found
+    raise PrismConfigError("rpc authorize must be a callable or the dotted name of one, not {!r}".format(authorize))
 
 
 def withRequest(function):
@@ -148,20 +202,25 @@ class RPCService(Service):
     @param handlers: see L{loadHandlers}.
     @param sessions: load the session for every call, so that
         L{withRequest} handlers can read and write C{request.session}.
+    @param authorize: C{check(request, method, args)}, or its dotted name,
+        called before every call; see the module docstring. Setting it
+        loads sessions.
     """
 
     codec = "json"
     callbacks = True
 
-    def __init__(self, handlers=None, sessions=False):
+    def __init__(self, handlers=None, sessions=False, authorize=None):
         self.handlers = loadHandlers(handlers)
-        self.sessions = bool(sessions)
+        self.authorize = _resolve(authorize)
+        self.sessions = bool(sessions) or self.authorize is not None
         self._refresh()
 
     def _refresh(self):
-        # (function, needs request) pairs, so the hot path does one lookup.
+        # (function, needs request, checks) triples, so the hot path does one lookup.
         self._table = {
-            name: (f, bool(getattr(f, _NEEDS_REQUEST, False))) for name, f in self.handlers.items()
+            name: (f, bool(getattr(f, _NEEDS_REQUEST, False)), getattr(f, _CHECKS, None))
+            for name, f in self.handlers.items()
         }
 
     def start(self, server, serviceId, name):
@@ -172,13 +231,46 @@ class RPCService(Service):
         call = request.payload
         if type(call) is not list or not call or type(call[0]) is not str:
             raise ServiceError("malformed", 'an RPC call is ["method", arg, …]')
+        if self.authorize is not None:
+            verdict = self.authorize(request, call[0], call[1:])
+            if verdict is not True:
+                if iscoroutine(verdict):
+                    verdict = Deferred.fromCoroutine(verdict)
+                if isinstance(verdict, Deferred):
+                    return verdict.addCallback(self._authorized, request, call, 0)
+                if not verdict:
+                    raise _forbidden(call[0])
+        return self._call(request, call)
+
+    def _authorized(self, verdict, request, call, i):
+        return self._checked(verdict, request, call, i)
+
+    def _call(self, request, call, i=0):
         try:
-            function, needsRequest = self._table[call[0]]
+            function, needsRequest, checks = self._table[call[0]]
         except KeyError:
             raise ServiceError("unknown_method", "no RPC method {!r}".format(call[0])) from None
+        if checks is not None:
+            while i < len(checks):
+                verdict = checks[i](request)
+                i += 1
+                if iscoroutine(verdict):
+                    verdict = Deferred.fromCoroutine(verdict)
+                if isinstance(verdict, Deferred):
+                    return verdict.addCallback(self._checked, request, call, i)
+                if not verdict:
+                    raise _forbidden(call[0])
         if needsRequest:
             return function(request, *call[1:])
         return function(*call[1:])
+
+    def _checked(self, verdict, request, call, i):
+        if not verdict:
+            raise _forbidden(call[0])
+        result = self._call(request, call, i)
+        if iscoroutine(result):
+            result = Deferred.fromCoroutine(result)
+        return result
 
     def clientScript(self):
         """@return: C{prism/js/rpc.js}: C{call(method, ...args)} and C{notify(method, ...args)}."""

@@ -3,7 +3,7 @@ The private system service (id 0): the handshake (hello → welcome), session
 binding and discovery. See C{docs/protocol.md}.
 """
 
-from prism.errors import NoSuchSession
+from prism.errors import NoSuchSession, SessionStoreUnavailable
 from prism.server import NO_REPLY, PROTOCOL_VERSION, REFUSED_COOKIE, SYSTEM, ServiceError
 from prism.services.base import Service
 from prism.sessions import newSessionId, verify
@@ -66,6 +66,15 @@ class SystemService(Service):
             return NO_REPLY
 
         def failed(f):
+            if f.check(SessionStoreUnavailable):
+                # The store is down: welcome the client with the id its
+                # valid token names, so that services without sessions work
+                # meanwhile. Nothing is adopted: the session is loaded (and
+                # replaced if unknown) before any service sees it.
+                server.log.warn(
+                    "cannot check the session of {peer}: {message}", peer=conn.peer, message=f.getErrorMessage()
+                )
+                return welcome(None)
             # The store failed: answer the hello with an error (the client
             # may say hello again), then release the frames held behind it.
             server._error(

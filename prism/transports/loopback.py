@@ -90,6 +90,10 @@ class _ServerEnd:
         self.write = self._toClient
         self.connection = None
 
+    def writePrepared(self, prepared):
+        """Fan-out (L{prism.server.PreparedFrame}): the frame as it is."""
+        self._toClient(prepared.frame, prepared.isBinary)
+
     def _deliver(self, frame, isBinary):
         end = self._end
         if end.open and end.onFrame is not None:

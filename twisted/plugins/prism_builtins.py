@@ -4,6 +4,7 @@ from prism.plugin import MiddlewarePlugin, ServicePlugin, SessionStorePlugin, Tr
 
 echo = ServicePlugin("echo", "prism.services.echo.EchoService", "Send every message back.")
 rpc = ServicePlugin("rpc", "prism.services.rpc.RPCService", "Remote procedure calls to Python handlers.")
+pubsub = ServicePlugin("pubsub", "prism.services.pubsub.PubSubService", "Publish/subscribe: channels, patterns, presence, history (memory or Redis).")
 
 websocket = TransportPlugin("websocket", "prism.transports.websocket.WebSocketTransport", "Native WebSocket (Autobahn).")
 loopback = TransportPlugin("loopback", "prism.transports.loopback.LoopbackTransport", "In-process transport for tests and benchmarks.")
@@ -11,3 +12,8 @@ loopback = TransportPlugin("loopback", "prism.transports.loopback.LoopbackTransp
 logrequests = MiddlewarePlugin("log", "prism.middleware.LogRequests", "Log every incoming request.")
 
 memory = SessionStorePlugin("memory", "prism.sessions.MemorySessionStore", "In-memory sessions with expiry.")
+redis = SessionStorePlugin("redis", "prism.stores.redis.RedisSessionStore", "Sessions in Redis, shareable with web apps.")
+
+ratelimit = MiddlewarePlugin("ratelimit", "prism.limits.RateLimit", "Token buckets per connection and per client address.")
+maxsize = MiddlewarePlugin("maxsize", "prism.limits.MaxSize", "Refuse messages larger than a limit per service.")
+auth = MiddlewarePlugin("auth", "prism.limits.Auth", "Require an authenticated session for named services or RPC methods.")
