@@ -388,6 +388,7 @@ class Server:
         self._byName = {}
         self._chain = Chain()
         self._listening = []
+        self._saving = set()  # session writes not yet acknowledged by the store
         self.running = False
         self.usesSessions = False
         from prism.services.system import SystemService
@@ -571,12 +572,13 @@ class Server:
         d = DeferredList(stopped + [self._waitInFlight(timeout)], consumeErrors=True)
 
         def closeAll(_):
-            waits = []
             for conn in list(self.connections.values()):
                 if conn._session is not None and conn._session.dirty:
-                    waits.append(self._saveSession(conn._session))
+                    self._saveSession(conn._session)
                 conn.close(GOING_AWAY, reason)
-            return DeferredList(waits, consumeErrors=True)
+            # Every session write still in flight, including those started
+            # by handlers that finished before the stop.
+            return DeferredList(list(self._saving), consumeErrors=True)
 
         d.addCallback(closeAll)
 
@@ -828,7 +830,16 @@ class Server:
         d.addErrback(
             lambda f: self._error("session", "cannot save the session: {}".format(f.getErrorMessage()), None, None, None, f, send=False)
         )
+        if not d.called:
+            # Remember writes still on their way to the store, so that a
+            # graceful stop waits for them (see stop()).
+            self._saving.add(d)
+            d.addBoth(self._saved, d)
         return d
+
+    def _saved(self, result, d):
+        self._saving.discard(d)
+        return result
 
     # -- errors
 

@@ -97,3 +97,45 @@ async def test_twistd_sigterm_finishes_calls_in_flight(prism, run, tmp_path):  #
     assert "Traceback (most recent call last)" not in proto.text, proto.text
     assert "still in flight" not in proto.text
     await waitUntil(lambda: not client.connected)
+
+
+def test_stopWaitsForSessionWritesInFlight():
+    """
+    A session write started by a handler before the stop (and not yet
+    acknowledged by the store) is waited for: stop() fires only after it.
+    """
+    from twisted.internet.defer import Deferred
+
+    from prism.services.rpc import RPCService, withRequest
+    from prism.sessions import MemorySessionStore
+    from prism.testing import PrismTestServer, resultOf
+
+    class SlowStore(MemorySessionStore):
+        def __init__(self, **kw):
+            MemorySessionStore.__init__(self, **kw)
+            self.pending = []
+
+        def save(self, sessionId, data):
+            d = Deferred()
+            self.pending.append((d, sessionId, dict(data)))
+            return d
+
+    @withRequest
+    def remember(request, value):
+        request.session["value"] = value
+        return "ok"
+
+    ts = PrismTestServer(services={"rpc": RPCService(handlers={"remember": remember}, sessions=True)})
+    store = SlowStore(reactor=ts.clock)
+    ts.server.sessionStore = store
+    client = ts.client()
+    assert resultOf(client.api.rpc.call("remember", 42)) == "ok"
+    writes = [p for p in store.pending if p[2].get("value") == 42]
+    assert writes, store.pending
+    done = []
+    ts.server.stop().addBoth(done.append)
+    assert done == []  # still waiting for the store
+    for d, _, _ in list(store.pending):
+        if not d.called:
+            d.callback(None)
+    assert done == [None]
