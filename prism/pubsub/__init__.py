@@ -5,8 +5,9 @@ The engines behind the C{pubsub} service (L{prism.services.pubsub}).
     buffer per channel, presence in a dict.
   - L{prism.pubsub.redis.RedisEngine}: every publish goes through Redis
     pub/sub, so subscribers on every node receive it; presence in Redis
-    hashes with expiry, history in Redis Streams. The only module that
-    imports C{txredisapi}, imported when a redis engine is started.
+    hashes with expiry, history in Redis Streams. With
+    L{prism.stores.redis}, one of the two modules that import
+    C{txredisapi}, imported only when a redis engine is started.
 
 An engine is told by the service which channels and patterns have local
 subscribers (C{listen}/C{unlisten}) and calls the service back to deliver

@@ -22,8 +22,9 @@ Keys and channels (C{P} is the prefix, C{prism:} by default)::
     P p:<channel>       hash: connection id -> presence info JSON
     P pz:<channel>      sorted set: connection id -> expiry (Redis TIME)
 
-This is the only module of Prism that imports C{txredisapi} (which imports
-the global reactor): the service imports it when a redis engine starts.
+With L{prism.stores.redis}, this is one of the two modules of Prism that
+import C{txredisapi} (which imports the global reactor): the service imports
+it only when a redis engine starts.
 """
 
 import json
