@@ -101,6 +101,21 @@ def _ascii(value):
     return isinstance(value, str) and len(value) <= MAX_COOKIE and value.isascii() and value.isprintable()
 
 
+def _verified(mac, secret, signed):
+    """
+    @param mac: C{mac(secret, sessionId)} computing the expected signature.
+    @param signed: C{"<id>.<signature>"}.
+    @return: the session id if the signature matches, else L{None}.
+    """
+    sessionId, dot, signature = signed.rpartition(".")
+    if not dot or not sessionId:
+        return None
+    expected = mac(secret, sessionId)
+    if hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace")):
+        return sessionId
+    return None
+
+
 @implementer(ISessionCodec)
 class PrismCodec:
     """Prism's own format: the token of L{prism.sessions.sign}, JSON in the store."""
@@ -154,13 +169,7 @@ class ExpressCodec:
         value = unquote(value)  # express writes it with encodeURIComponent
         if not value.startswith("s:"):
             return None  # express-session ignores unsigned ids; so do we
-        sessionId, dot, signature = value[2:].rpartition(".")
-        if not dot or not sessionId:
-            return None
-        expected = self._mac(secret, sessionId)
-        if hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace")):
-            return sessionId
-        return None
+        return _verified(self._mac, secret, value[2:])
 
     def cookieValue(self, secret, sessionId):
         return quote("s:" + sessionId + "." + self._mac(secret, sessionId), safe="")
@@ -210,13 +219,7 @@ class FlaskCodec:
             return None
         if not self.signed:
             return value if all(c.isalnum() or c in "-_" for c in value) else None
-        sessionId, dot, signature = value.rpartition(".")
-        if not dot or not sessionId:
-            return None
-        expected = self._mac(secret, sessionId)
-        if hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace")):
-            return sessionId
-        return None
+        return _verified(self._mac, secret, value)
 
     def cookieValue(self, secret, sessionId):
         if not self.signed:

@@ -18,7 +18,6 @@ and in the logs).
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
+from redisutil import freePort
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
 
@@ -46,14 +46,6 @@ def prefix():
 
 def allowAll(request, action, channel):
     return True
-
-
-def freePort():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def redisCli(url, *args):
