@@ -358,6 +358,75 @@ class _WebSocketLink:
         closeProtocol(self._protocol, code, reason)
 
 
+class _EngineIOConnector:
+    """
+    Opens Engine.IO links with python-engineio's (threaded) client: it
+    connects, sends and disconnects in the reactor's thread pool, and its
+    events are handed back to the reactor thread.
+    """
+
+    def __init__(self, url, reactor, headers, transports):
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        self.url = urlunsplit((scheme, parts.netloc, "", "", ""))
+        self.path = parts.path.strip("/") or "engine.io"
+        self.reactor = reactor
+        self.headers = dict(headers or {})
+        self.transports = list(transports) if transports else None
+
+    def __call__(self):
+        try:
+            import engineio
+        except ImportError:  # pragma: no cover
+            raise PrismError("the engineio transport needs python-engineio: pip install prism-realtime[engineio]")
+        from twisted.internet.threads import deferToThreadPool
+
+        reactor = self.reactor
+        client = engineio.Client()
+        link = _EngineIOLink(client, reactor)
+        client.on("message", lambda data: reactor.callFromThread(link._frame, data))
+        client.on("disconnect", lambda *args: reactor.callFromThread(link._lost))
+
+        def connect():
+            client.connect(self.url, headers=self.headers, transports=self.transports, engineio_path=self.path)
+
+        d = deferToThreadPool(reactor, reactor.getThreadPool(), connect)
+
+        def failed(f):
+            raise ConnectionLost("Engine.IO connection failed: {}".format(f.getErrorMessage()))
+
+        return d.addCallbacks(lambda _: link, failed)
+
+
+class _EngineIOLink:
+    def __init__(self, client, reactor):
+        self._client = client
+        self._reactor = reactor
+        self._code = None
+        self.onFrame = None
+        self.onClose = None
+
+    def _frame(self, data):
+        if self.onFrame is not None:
+            self.onFrame(data, isinstance(data, bytes))
+
+    def _lost(self):
+        onClose, self.onClose = self.onClose, None
+        if onClose is not None:
+            code = self._code or 1006
+            onClose(code, "client closed" if self._code else "connection lost")
+
+    def send(self, frame, isBinary=False):
+        self._client.send(frame)  # queued for the client's writer thread
+
+    def close(self, code=1000, reason=""):
+        if self._code is None:
+            self._code = code
+            self._reactor.callInThread(self._client.disconnect)
+
+
 class Client:
     """
     @param url: a C{ws://} or C{wss://} URL of a Prism server.
@@ -375,6 +444,12 @@ class Client:
     @param services: extra C{{name: ServiceClient subclass}}.
     @param headers: extra HTTP headers for the WebSocket handshake (a
         C{Cookie} header carries a browser-style session cookie).
+    @param transport: C{"websocket"} (the default), or C{"engineio"}: the
+        C{url} is then an C{http(s)://} URL of an Engine.IO mount
+        (C{http://host:port/engine.io/}), reached with python-engineio's
+        client (the C{engineio} extra).
+    @param engineioTransports: with C{"engineio"}, the Engine.IO transports
+        to use (C{["polling"]}, C{["websocket"]}; both by default).
     """
 
     log = Logger()
@@ -394,11 +469,17 @@ class Client:
         headers=None,
         origin=None,
         reactor=None,
+        transport="websocket",
+        engineioTransports=None,
     ):
         if (url is None) == (connector is None):
             raise PrismError("give a url or a connector, not both or neither")
+        if transport not in ("websocket", "engineio"):
+            raise PrismError('transport must be "websocket" or "engineio"')
         self._reactor = reactor
-        if connector is None:
+        if connector is None and transport == "engineio":
+            connector = _EngineIOConnector(url, None, headers, engineioTransports)
+        elif connector is None:
             connector = _WebSocketConnector(url, None, headers, origin)
         self._connector = connector
         self.url = url
@@ -449,7 +530,7 @@ class Client:
             C{services}).
         """
         self._closing = False
-        if isinstance(self._connector, _WebSocketConnector):
+        if isinstance(self._connector, (_WebSocketConnector, _EngineIOConnector)):
             self._connector.reactor = self.reactor
         return self._open()
 

@@ -7,7 +7,9 @@ rpc = ServicePlugin("rpc", "prism.services.rpc.RPCService", "Remote procedure ca
 pubsub = ServicePlugin("pubsub", "prism.services.pubsub.PubSubService", "Publish/subscribe: channels, patterns, presence, history (memory or Redis).")
 
 websocket = TransportPlugin("websocket", "prism.transports.websocket.WebSocketTransport", "Native WebSocket (Autobahn).")
+sockjs = TransportPlugin("sockjs", "prism.transports.sockjs.SockJSTransport", "SockJS: WebSocket, streaming and polling fallbacks (sockjs-client).")
 loopback = TransportPlugin("loopback", "prism.transports.loopback.LoopbackTransport", "In-process transport for tests and benchmarks.")
+engineio = TransportPlugin("engineio", "prism.transports.engineio.EngineIOTransport", "Engine.IO v4: HTTP long-polling and WebSocket.")
 
 logrequests = MiddlewarePlugin("log", "prism.middleware.LogRequests", "Log every incoming request.")
 
