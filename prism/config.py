@@ -35,6 +35,7 @@ from prism.service import PrismService
 
 __all__ = [
     "Config",
+    "MountConfig",
     "PluginConfig",
     "ServiceConfig",
     "SiteService",
@@ -548,6 +549,31 @@ class ServiceConfig(PluginConfig):
         return text if self.name == self.plugin else "{} = {}".format(self.name, text)
 
 
+class MountConfig:
+    """
+    One C{[[mounts]]} entry: a transport served at C{path} of the web site.
+
+    @ivar path: the URL path (C{"/engine.io"}: no trailing slash).
+    @ivar handler: C{"prism"} (the server's pipeline) or C{"echo"} (every
+        message sent back as it is, with no Prism framing).
+    @ivar transport: a L{PluginConfig} (kind C{"transport"}); its C{kwargs}
+        carry the C{handler} for transports that take one.
+    @ivar key: where it is in the file (C{"mounts[1]"}).
+    """
+
+    def __init__(self, path, handler, transport, key):
+        self.path = path
+        self.handler = handler
+        self.transport = transport
+        self.key = key
+
+    def describe(self):
+        return "{} -> {} ({} handler)".format(self.path, self.transport.describe(), self.handler)
+
+    def __repr__(self):
+        return "<MountConfig {} {} {}>".format(self.path, self.transport.plugin, self.handler)
+
+
 class Config:
     """
     A fully validated configuration (see C{docs/configuration.md}).
@@ -572,6 +598,9 @@ class Config:
     @ivar transport: a L{PluginConfig}.
     @ivar services: a L{list} of L{ServiceConfig}.
     @ivar middleware: a L{list} of L{PluginConfig}.
+    @ivar mounts: a L{list} of L{MountConfig} (C{[[mounts]]}): with them,
+        the site serves the static files and every mount, and nothing at
+        C{path}.
     """
 
     def __init__(self, filename):
@@ -593,6 +622,7 @@ class Config:
         self.transport = None
         self.services = []
         self.middleware = []
+        self.mounts = []
 
     def override(self, listen=None, debug=None, logRequests=None):
         """
@@ -664,6 +694,7 @@ class Config:
             transport = build(self.transport)
         built = [(s, build(s)) for s in self.services]
         middleware = [(m, build(m)) for m in self.middleware]
+        mounts = [(m, build(m.transport)) for m in self.mounts]
         errors.raiseIfAny()
         server = Server(
             transport=transport,
@@ -687,7 +718,15 @@ class Config:
             except PrismError as e:
                 errors.add(config.key, str(e))
         errors.raiseIfAny()
-        if self.web:
+        if self.mounts:
+            # The mounts, built: buildSite serves them. The generated client's
+            # default URL: the first Prism mount of the server's own transport.
+            server.configMounts = mounts
+            for mount, _ in mounts:
+                if mount.handler == "prism" and mount.transport.plugin == self.transport.plugin:
+                    server.clientPath = mount.path
+                    break
+        elif self.web:
             # The generated client's default URL: this path on the page's origin.
             server.clientPath = self.path
         if self.shutdownTimeout is not None:
@@ -700,26 +739,42 @@ class Config:
             at C{/} and C{server} at C{path}. (This builds the transport's
             resource, which resolves the server's reactor: call it once the
             reactor is installed, or pass one to L{buildServer}.)
+        With C{[[mounts]]}, every mount is served at its path instead (each a
+        transport with the server's pipeline or the echo handler), and
+        nothing at C{path}; the echo mounts are in C{site.echoMounts}, for
+        closing their sessions when the site stops.
+
         @raise PrismConfigError: if the transport cannot be mounted in a site.
         """
-        resource = server.resource()
-        if resource is None:
-            raise _configError(
-                [
-                    "{}: static: the {!r} transport cannot be served in a web site; "
-                    "remove static or use the websocket transport".format(self.filename, self.transport.plugin)
-                ]
-            )
         root = StaticFiles(self.static)
-        segments = [s.encode("utf-8") for s in self.path.strip("/").split("/")]
-        parent = root
-        for segment in segments[:-1]:
-            child = Resource()
-            parent.putChild(segment, child)
-            parent = child
-        parent.putChild(segments[-1], resource)
+        echoMounts = []
+        if self.mounts:
+            built = getattr(server, "configMounts", None)
+            if built is None:  # a server built elsewhere: build the mounts' transports now
+                built = [(m, m.transport.build(server.reactor)) for m in self.mounts]
+            for mount, transport in built:
+                resource = server.resource(transport)
+                if resource is None:
+                    raise _configError(
+                        ["{}: {}.transport: the {!r} transport cannot be served in a web site".format(
+                            self.filename, mount.key, mount.transport.plugin)]
+                    )
+                if mount.handler == "echo":
+                    echoMounts.append(resource)
+                _mount(root, mount.path, resource)
+        else:
+            resource = server.resource()
+            if resource is None:
+                raise _configError(
+                    [
+                        "{}: static: the {!r} transport cannot be served in a web site; "
+                        "remove static or use the websocket transport".format(self.filename, self.transport.plugin)
+                    ]
+                )
+            _mount(root, self.path, resource)
         site = PrismSite(root)
         site.logRequests = self.logRequests
+        site.echoMounts = echoMounts
         return site
 
     def buildService(self, reactor=None, server=None):
@@ -755,7 +810,11 @@ class Config:
 
         add("listen", ", ".join(self.listen))
         add("transport", self.transport.describe())
-        if self.web:
+        if self.mounts:
+            add("web", "static files from {} at /".format(self.static))
+            for i, mount in enumerate(self.mounts):
+                add("mounts" if i == 0 else "", mount.describe())
+        elif self.web:
             add("web", "static files from {} at /, Prism at {}".format(self.static, self.path))
         for i, service in enumerate(self.services):
             add("services" if i == 0 else "", service.describe())
@@ -784,6 +843,19 @@ class Config:
 
 def _kindName(kind):
     return kind.replace("_", " ")
+
+
+def _mount(root, path, resource):
+    """Put C{resource} at C{path} under C{root}, making the parents it needs."""
+    segments = [s.encode("utf-8") for s in path.strip("/").split("/")]
+    parent = root
+    for segment in segments[:-1]:
+        child = parent.children.get(segment)
+        if child is None:
+            child = Resource()
+            parent.putChild(segment, child)
+        parent = child
+    parent.putChild(segments[-1], resource)
 
 
 # -- web site pieces
@@ -842,8 +914,17 @@ class SiteService(PrismService):
     def stopService(self):
         ports, self.ports = self.ports, []
         d = DeferredList([maybeDeferred(p.stopListening) for p in ports], consumeErrors=True)
+        d.addCallback(lambda _: closeEchoMounts(self.site))
         d.addCallback(lambda _: PrismService.stopService(self))
         return d
+
+
+def closeEchoMounts(site):
+    """Close the sessions of the site's echo mounts (the server owns only its own)."""
+    for resource in getattr(site, "echoMounts", ()):
+        closeAll = getattr(resource, "closeAll", None)
+        if closeAll is not None:
+            closeAll()
 
 
 # -- loading
@@ -862,9 +943,12 @@ _TOP_KEYS = (
     "transport",
     "services",
     "middleware",
+    "mounts",
     "shutdown_timeout",
 )
 _SESSION_KEYS = ("cookie", "cache", "store", "options", "codec", "signed")
+_MOUNT_KEYS = ("path", "transport", "handler", "options")
+MOUNT_HANDLERS = ("prism", "echo")
 
 
 def _unknownKeys(errors, prefix, table, accepted):
@@ -1203,7 +1287,9 @@ def configFromDict(data, filename="<config>", directory=None, registries=None):
             if mw is not None:
                 config.middleware.append(mw)
 
-    if config.web and config.transport is not None:
+    _mounts(errors, registries, data, config)
+
+    if config.web and config.transport is not None and not config.mounts and "mounts" not in data:
         implementation = registries("transport").get(config.transport.plugin).implementation
         if implementation in _NOT_IN_A_SITE or not hasattr(config.transport.factory, "resource"):
             errors.add(
@@ -1214,6 +1300,85 @@ def configFromDict(data, filename="<config>", directory=None, registries=None):
 
     errors.raiseIfAny()
     return config
+
+
+def _mounts(errors, registries, data, config):
+    """Validate C{[[mounts]]} into C{config.mounts}."""
+    mounts = data.get("mounts", _MISSING)
+    if mounts is _MISSING:
+        return
+    if not isinstance(mounts, list) or not mounts or not all(isinstance(m, dict) for m in mounts):
+        errors.expected("mounts", "a non-empty array of tables ([[mounts]])", mounts)
+        return
+    if "static" not in data:
+        errors.add("mounts", "only used with static (the mounts are served in its web site); set static or remove mounts")
+    if "path" in data:
+        errors.add("path", "not used with [[mounts]] (each mount has its own path); remove path")
+    taken = []  # (segments, key)
+    for i, entry in enumerate(mounts):
+        key = "mounts[{}]".format(i)
+        _unknownKeys(errors, key, entry, _MOUNT_KEYS)
+        ok = True
+        path = entry.get("path", _MISSING)
+        if path is _MISSING:
+            errors.expected(key + ".path", 'a URL path like "/ws" (segments of letters, digits and ._~-)')
+            ok = False
+        else:
+            try:
+                path = _urlPath(path)
+            except _Invalid as e:
+                errors.invalid(key + ".path", path, e)
+                ok = False
+            else:
+                segments = path.strip("/").split("/")
+                for other, otherKey in taken:
+                    shortest = min(len(segments), len(other))
+                    if segments[:shortest] == other[:shortest]:
+                        errors.expected(
+                            key + ".path",
+                            "a path neither equal to, inside nor above another mount's",
+                            entry["path"],
+                            "{} is at {}".format(otherKey, "/" + "/".join(other)),
+                        )
+                        ok = False
+                        break
+                else:
+                    taken.append((segments, key + ".path"))
+        handler = entry.get("handler", "prism")
+        try:
+            handler = _choice(*MOUNT_HANDLERS)(handler)
+        except _Invalid as e:
+            errors.invalid(key + ".handler", handler, e)
+            ok = False
+        name = entry.get("transport", _MISSING)
+        if name is _MISSING or not isinstance(name, str) or not name:
+            errors.expected(key + ".transport", "a transport plugin name (string)", name)
+            continue
+        options = entry.get("options", {})
+        if not isinstance(options, dict):
+            errors.expected(key + ".options", "a table ([mounts.options])", options)
+            continue
+        if "handler" in options:
+            errors.add(key + ".options.handler", "set the mount's handler (mounts[{}].handler) instead".format(i))
+            continue
+        transport = _plugin(errors, registries, "transport", name, key + ".transport", options, key + ".options", key)
+        if transport is None or not ok:
+            continue
+        plugin = registries("transport").get(name)
+        if plugin.implementation in _NOT_IN_A_SITE or not hasattr(transport.factory, "resource"):
+            errors.add(key + ".transport", "the {!r} transport cannot be served in a web site".format(name))
+            continue
+        table, _ = _optionTable(plugin, transport.factory)
+        if "handler" in table:
+            transport.kwargs[table["handler"][0]] = handler
+        elif handler != "prism":
+            errors.expected(
+                key + ".handler",
+                '"prism" (the {!r} transport has no echo handler; the engineio and sockjs transports have one)'.format(name),
+                handler,
+            )
+            continue
+        config.mounts.append(MountConfig(path, handler, transport, key))
 
 
 def loadConfig(path, registries=None):

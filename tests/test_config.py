@@ -860,3 +860,169 @@ def test_built_client_without_static_keeps_the_origin_default(tmp_path, capsys):
     source = server.build_client(format="script")
     assert "const DEFAULT_URL = null;" in source
     assert _defaultURLs(source, tmp_path)[:2] == ["wss://example.com:8443/", "ws://127.0.0.1:8080/"]
+
+
+# -- [[mounts]]: several transports in the site, each with Prism or the echo handler
+
+MOUNTS = """
+listen = ["tcp:0:interface=127.0.0.1"]
+static = "www"
+secret = "%s"
+
+[[services]]
+name = "rpc"
+handlers = "tests_config_mount_handlers"
+sessions = true
+
+[[mounts]]
+path = "/ws"
+transport = "websocket"
+
+[[mounts]]
+path = "/engine.io/"
+transport = "engineio"
+handler = "prism"
+options = { ping_interval = 7, transports = ["polling", "websocket"] }
+
+[[mounts]]
+path = "/echo"
+transport = "sockjs"
+handler = "echo"
+options = { heartbeat_delay = 9 }
+""" % SECRET
+
+MOUNTS_BASE = 'static = "."\n' + MINIMAL
+MOUNT_INVALID = [
+    ('[[mounts]]\npath = "/ws"\ntransport = "websocket"\n' + MINIMAL, "mounts", "only used with static", None),
+    ('static = "."\nmounts = 1\n' + MINIMAL, "mounts", "expected a non-empty array of tables ([[mounts]])", "found integer 1"),
+    ('static = "."\npath = "/x"\n[[mounts]]\npath = "/ws"\ntransport = "websocket"\n' + MINIMAL, "path", "not used with [[mounts]]", None),
+    (MOUNTS_BASE + '[[mounts]]\ntransport = "websocket"\n', "mounts[0].path", 'expected a URL path like "/ws"', "found nothing"),
+    (MOUNTS_BASE + '[[mounts]]\npath = "ws"\ntransport = "websocket"\n', "mounts[0].path", 'expected a URL path like "/ws"', 'found string "ws"'),
+    (MOUNTS_BASE + '[[mounts]]\npath = "/a"\ntransport = "websocket"\n[[mounts]]\npath = "/a/"\ntransport = "engineio"\n',
+     "mounts[1].path", "expected a path neither equal to, inside nor above another mount's", 'found string "/a/" (mounts[0].path is at /a)'),
+    (MOUNTS_BASE + '[[mounts]]\npath = "/a/b"\ntransport = "websocket"\n[[mounts]]\npath = "/a"\ntransport = "engineio"\n',
+     "mounts[1].path", "expected a path neither equal to, inside nor above", "mounts[0].path is at /a/b"),
+    (MOUNTS_BASE + '[[mounts]]\npath = "/ws"\n', "mounts[0].transport", "expected a transport plugin name (string)", "found nothing"),
+    (MOUNTS_BASE + '[[mounts]]\npath = "/ws"\ntransport = "pigeon"\n', "mounts[0].transport", "expected a transport plugin name (available: ", 'found string "pigeon"'),
+    (MOUNTS_BASE + '[[mounts]]\npath = "/ws"\ntransport = "engineio"\nhandler = "mirror"\n', "mounts[0].handler", 'expected one of "prism", "echo"', 'found string "mirror"'),
+    (MOUNTS_BASE + '[[mounts]]\npath = "/ws"\ntransport = "websocket"\nhandler = "echo"\n', "mounts[0].handler", "'websocket' transport has no echo handler", 'found string "echo"'),
+    (MOUNTS_BASE + '[[mounts]]\npath = "/ws"\ntransport = "engineio"\noptions = 3\n', "mounts[0].options", "expected a table ([mounts.options])", "found integer 3"),
+    (MOUNTS_BASE + '[[mounts]]\npath = "/e"\ntransport = "engineio"\noptions = { ping_interval = 0 }\n', "mounts[0].options.ping_interval", "expected a number of seconds > 0", "found integer 0"),
+    (MOUNTS_BASE + '[[mounts]]\npath = "/e"\ntransport = "engineio"\noptions = { handler = "echo" }\n', "mounts[0].options.handler", "set the mount's handler (mounts[0].handler) instead", None),
+    (MOUNTS_BASE + '[[mounts]]\npath = "/e"\ntransport = "engineio"\noptions = { colour = 1 }\n', "mounts[0].options.colour", "unknown option of the transport plugin 'engineio'", "accepted options: "),
+    (MOUNTS_BASE + '[[mounts]]\npath = "/e"\ntransport = "engineio"\nwhere = 1\n', "mounts[0].where", "unknown key", "accepted keys: path, transport, handler, options"),
+    (MOUNTS_BASE + '[[mounts]]\npath = "/e"\ntransport = "loopback"\n', "mounts[0].transport", "the 'loopback' transport cannot be served in a web site", None),
+]
+
+
+@pytest.mark.parametrize("text, key, expected, found", MOUNT_INVALID, ids=[case[1] + str(i) for i, case in enumerate(MOUNT_INVALID)])
+def test_invalid_mounts_name_file_key_expected_and_found(tmp_path, text, key, expected, found):
+    message = oneError(tmp_path, text)
+    assert message.startswith(str(tmp_path / "prism.toml") + ": " + key + ": "), message
+    assert expected in message, message
+    if found is not None:
+        assert found in message, message
+    assert "\n" not in message
+
+
+def _mountsConfig(tmp_path):
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "index.html").write_text("<h1>mounts</h1>")
+    (tmp_path / "tests_config_mount_handlers.py").write_text("def add(a, b):\n    return a + b\n")
+    return load(tmp_path, 'pythonpath = ["."]\n' + MOUNTS)
+
+
+def test_mounts_are_loaded_and_summarized(tmp_path):
+    config = _mountsConfig(tmp_path)
+    assert [(m.path, m.transport.plugin, m.handler, m.key) for m in config.mounts] == [
+        ("/ws", "websocket", "prism", "mounts[0]"),
+        ("/engine.io", "engineio", "prism", "mounts[1]"),
+        ("/echo", "sockjs", "echo", "mounts[2]"),
+    ]
+    assert config.mounts[1].transport.kwargs == {"pingInterval": 7, "transports": ["polling", "websocket"], "handler": "prism"}
+    assert config.mounts[2].transport.kwargs == {"heartbeatDelay": 9, "handler": "echo"}
+    summary = "\n".join(config.summary())
+    assert "mounts:" in summary and "/engine.io -> engineio (ping_interval=7" in summary
+    assert "/echo -> sockjs (heartbeat_delay=9) (echo handler)" in summary
+
+
+@pytest_twisted.ensureDeferred
+async def test_mounts_share_the_static_site_on_a_real_port(tmp_path, prism, reactor):
+    import json
+    from io import BytesIO
+
+    from twisted.web.client import Agent, FileBodyProducer, readBody
+
+    config = _mountsConfig(tmp_path)
+    top = config.buildService(reactor=reactor)
+    child = top.getServiceNamed("prism")
+    server = child.server
+    assert server.clientPath == "/ws"  # the server's own transport is websocket
+    top.startService()
+    try:
+        await within(child.listening)
+        host = "127.0.0.1:{}".format(child.ports[0].getHost().port)
+        agent = Agent(reactor)
+
+        async def request(method, path, body=None):
+            response = await within(agent.request(
+                method, "http://{}{}".format(host, path).encode("ascii"), None,
+                FileBodyProducer(BytesIO(body)) if body is not None else None,
+            ))
+            return response.code, (await within(readBody(response))).decode("utf-8")
+
+        assert await request(b"GET", "/") == (200, "<h1>mounts</h1>")
+
+        # /ws: Prism over WebSocket.
+        client = await prism.connect("ws://{}/ws".format(host), reconnect=False)
+        assert await within(client.api.rpc.call("tests_config_mount_handlers.add", 1, 2)) == 3
+
+        # /engine.io/: Prism over Engine.IO, with the mount's options.
+        code, body = await request(b"GET", "/engine.io/?EIO=4&transport=polling")
+        assert code == 200 and json.loads(body[1:])["pingInterval"] == 7000
+        eio = await prism.connect("http://{}/engine.io/".format(host), transport="engineio", reconnect=False)
+        assert await within(eio.api.rpc.call("tests_config_mount_handlers.add", 2, 3)) == 5
+
+        # /echo: SockJS with the raw echo handler (no Prism framing).
+        code, info = await request(b"GET", "/echo/info")
+        assert code == 200 and json.loads(info)["websocket"] is True
+        assert await request(b"POST", "/echo/000/mountsession/xhr") == (200, "o\n")
+        assert (await request(b"POST", "/echo/000/mountsession/xhr_send", '["héllo"]'.encode("utf-8")))[0] == 204
+        assert await request(b"POST", "/echo/000/mountsession/xhr") == (200, 'a["héllo"]\n')
+        echoResource = child.site.echoMounts[0]
+        assert "mountsession" in echoResource.sessions
+        # Prism saw the two clients, and the raw Engine.IO handshake; the echo mount is not Prism.
+        assert sorted(c.transport for c in server.connections.values()) == ["engineio", "engineio", "websocket"]
+    finally:
+        await within(top.stopService(), 10)
+    assert not echoResource.sessions
+
+
+def test_a_mount_refusing_its_options_is_reported_at_build_with_its_key(tmp_path):
+    config = load(
+        tmp_path,
+        'static = "."\n' + MINIMAL + '[[mounts]]\npath = "/e"\ntransport = "engineio"\noptions = { transports = ["carrier"] }\n',
+    )
+    with pytest.raises(PrismConfigError) as info:
+        config.buildServer(MemoryReactorClock())
+    assert info.value.errors == [
+        "{}: mounts[0]: the transport plugin 'engineio' refused its options: "
+        "engineio: transports must be a non-empty list of polling, websocket".format(tmp_path / "prism.toml")
+    ]
+
+
+@pytest.mark.parametrize("doc", ["configuration.md", "transports.md"])
+def test_the_documented_mounts_examples_are_valid(tmp_path, doc):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / doc).read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```toml\n(.*?)```", text, re.S) if "[[mounts]]" in b]
+    assert blocks
+    (tmp_path / "www").mkdir()
+    for block in blocks:
+        body = block.replace('handlers = "myapp.rpc"', 'handlers = "json"')
+        if "[[services]]" not in body:
+            body = body + "\n" + MINIMAL
+        config = load(tmp_path, body)
+        assert [m.path for m in config.mounts] == ["/ws", "/engine.io", "/echo"]
+        assert config.mounts[2].handler == "echo"

@@ -677,6 +677,18 @@ class SockJSResource(Resource):
         else:
             _log.info("sockjs: {message}", message=message)
 
+    def closeAll(self, code=1001, reason="going away"):
+        """
+        Close every session and forget it at once (the mount is going away:
+        no later poll will come for the close frame).
+        """
+        for session in list(self.sessions.values()):
+            session.close(code, reason)
+            session._cancelTimeout()
+            session._stopHeartbeat()
+            session.state = CLOSED
+            self._forget(session)
+
     def _forget(self, session):
         if session.id is not None and self.sessions.get(session.id) is session:
             del self.sessions[session.id]
