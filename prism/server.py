@@ -314,7 +314,19 @@ class Connection:
                 self._replaceSession()
             return self.getSession()
 
-        return server.sessionStore.load(sessionId).addCallbacks(loaded, missing)
+        def load(_=None):
+            return server.sessionStore.load(sessionId).addCallbacks(loaded, missing)
+
+        # Without the cache, the reply to the previous message may reach the
+        # client before the store acknowledged that message's session write;
+        # a load racing it (on another pooled store connection) would read the
+        # old data. Read after the write.
+        pending = server._pendingSaves.get(sessionId)
+        if pending is not None:
+            waiter = Deferred()
+            pending.addBoth(_fireThenPass, waiter)
+            return waiter.addCallback(load)
+        return load()
 
 
 class Server:
@@ -389,6 +401,7 @@ class Server:
         self._chain = Chain()
         self._listening = []
         self._saving = set()  # session writes not yet acknowledged by the store
+        self._pendingSaves = {}  # session id -> its latest unacknowledged write
         self.running = False
         self.usesSessions = False
         from prism.services.system import SystemService
@@ -832,13 +845,17 @@ class Server:
         )
         if not d.called:
             # Remember writes still on their way to the store, so that a
-            # graceful stop waits for them (see stop()).
+            # graceful stop waits for them (see stop()) and the next load of
+            # the same session reads after them (see Connection.getSession).
             self._saving.add(d)
-            d.addBoth(self._saved, d)
+            self._pendingSaves[session.id] = d
+            d.addBoth(self._saved, d, session.id)
         return d
 
-    def _saved(self, result, d):
+    def _saved(self, result, d, sessionId):
         self._saving.discard(d)
+        if self._pendingSaves.get(sessionId) is d:
+            del self._pendingSaves[sessionId]
         return result
 
     # -- errors
@@ -918,6 +935,11 @@ class PreparedFrame:
         self.frame = frame
         self.isBinary = isBinary
         self.cache = None
+
+
+def _fireThenPass(result, waiter):
+    waiter.callback(None)
+    return result
 
 
 class _API:

@@ -599,3 +599,45 @@ def test_servicesWithoutSessionsNeverTouchTheStore():
     assert resultOf(client.api.rpc.call("add", 1, 2)) == 3
     ts.stop()
     assert store.calls == []
+
+
+def test_withoutCacheALoadWaitsForThePreviousWrite():
+    """
+    With cacheSessions off, the reply to a message can reach the client
+    before the store acknowledged that message's session write. The next
+    message's load must read after that write, not race it (with Redis the
+    two may travel on different pooled connections).
+    """
+    from twisted.internet.defer import Deferred
+
+    from prism.services.rpc import RPCService, withRequest
+    from prism.sessions import MemorySessionStore
+
+    class SlowSaves(MemorySessionStore):
+        held = None
+
+        def save(self, sessionId, data):
+            if self.held is None:
+                return MemorySessionStore.save(self, sessionId, data)
+            d = Deferred()
+            self.held.append(d)
+            return d.addCallback(lambda _: MemorySessionStore.save(self, sessionId, data))
+
+    @withRequest
+    def count(request):
+        request.session["n"] = request.session.get("n", 0) + 1
+        return request.session["n"]
+
+    ts = PrismTestServer(
+        services={"rpc": RPCService(handlers={"count": count}, sessions=True)}, cacheSessions=False
+    )
+    store = SlowSaves(reactor=ts.clock)
+    ts.server.sessionStore = store
+    client = ts.client()
+    store.held = []
+    assert resultOf(client.api.rpc.call("count")) == 1  # replied; its write is held
+    second = client.api.rpc.call("count")
+    assert not second.called  # waiting for the write, not reading stale data
+    for d in store.held:
+        d.callback(None)
+    assert resultOf(second) == 2
