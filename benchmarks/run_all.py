@@ -15,7 +15,11 @@ with C{--python}, repeatable) it runs:
   3. the over-the-wire benchmark (C{benchmarks/wire.py}): Prism RPC echo next
      to a bare Autobahn echo server, both measured by the Node.js load
      generator in alternating rounds, and their ratio;
-  4. the pubsub fan-out benchmark (C{benchmarks/fanout.py}): 1,000
+  4. C{benchmarks/transports.py}: round trips per second and p99 over each
+     transport and mode (WebSocket; SockJS websocket, xhr-streaming,
+     xhr-polling, eventsource; Engine.IO polling, websocket, upgrade) at 10
+     connections (C{--skip-transports} omits it);
+  5. the pubsub fan-out benchmark (C{benchmarks/fanout.py}): 1,000
      subscribers on one Prism node, on two nodes through Redis, and in a
      Node.js Socket.IO room, with the ratios (C{--skip-fanout} omits it).
 
@@ -41,6 +45,7 @@ import fanout  # noqa: E402  (benchmarks/fanout.py: pubsub fan-out vs Socket.IO)
 
 LOOPBACK = os.path.join(HERE, "loopback.py")
 SESSIONS = os.path.join(HERE, "sessions.py")
+TRANSPORTS = os.path.join(HERE, "transports.py")
 DEFAULT_PYTHONS = [
     os.path.join(ROOT, ".venv", "bin", "python"),
     os.path.join(ROOT, ".venv-pypy", "bin", "python"),
@@ -109,6 +114,7 @@ def main(argv=None):
         help="an interpreter to benchmark (repeatable; default: .venv and .venv-pypy)",
     )
     parser.add_argument("--skip-loopback", action="store_true", help="skip benchmarks/loopback.py")
+    parser.add_argument("--skip-transports", action="store_true", help="skip benchmarks/transports.py (round trips per transport and mode)")
     parser.add_argument("--skip-sessions", action="store_true", help="skip benchmarks/sessions.py (memory vs Redis stores)")
     parser.add_argument("--skip-wire", action="store_true", help="skip the over-the-wire benchmark")
     parser.add_argument("--skip-fanout", action="store_true", help="skip the pubsub fan-out benchmark (benchmarks/fanout.py)")
@@ -153,6 +159,10 @@ def main(argv=None):
         if not args.skip_sessions:
             entry["sessions"] = run_loopback(python, log, SESSIONS, "session stores (loopback case 4: memory, redis cache on/off)")
             failed = failed or "error" in entry["sessions"]
+
+        if not args.skip_transports:
+            entry["transports"] = run_loopback(python, log, TRANSPORTS, "round trips per transport and mode (websocket, sockjs, engineio)")
+            failed = failed or "error" in entry["transports"]
 
         if not args.skip_wire:
             log.write("\n--- over the wire: Prism RPC echo vs bare Autobahn echo\n")

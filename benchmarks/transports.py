@@ -84,6 +84,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--json", action="store_true", help="(accepted for run_all.py: the JSON summary is always the last line)")
     args = parser.parse_args()
     from twisted.internet import reactor
     from twisted.internet.defer import ensureDeferred
