@@ -384,7 +384,7 @@ class _EngineIOConnector:
         from twisted.internet.threads import deferToThreadPool
 
         reactor = self.reactor
-        client = engineio.Client()
+        client = _orderedEngineIOClient(engineio)()
         link = _EngineIOLink(client, reactor)
         client.on("message", lambda data: reactor.callFromThread(link._frame, data))
         client.on("disconnect", lambda *args: reactor.callFromThread(link._lost))
@@ -398,6 +398,26 @@ class _EngineIOConnector:
             raise ConnectionLost("Engine.IO connection failed: {}".format(f.getErrorMessage()))
 
         return d.addCallbacks(lambda _: link, failed)
+
+
+def _orderedEngineIOClient(engineio):
+    """
+    python-engineio's client runs every message handler in a new thread
+    (C{_trigger_event(..., run_async=True)}), so messages can reach us out of
+    order. Deliver them from its reading thread, in order, instead: our
+    handler only hands them to the reactor (C{callFromThread} keeps order).
+    """
+
+    class OrderedClient(engineio.Client):
+        def _receive_packet(self, pkt):
+            if pkt.packet_type == engineio.packet.MESSAGE:
+                handler = self.handlers.get("message")
+                if handler is not None:
+                    handler(pkt.data)
+                return None
+            return engineio.Client._receive_packet(self, pkt)
+
+    return OrderedClient
 
 
 class _EngineIOLink:

@@ -101,7 +101,12 @@ def _pythonExchange(url, transports):
 
     import engineio
 
-    client = engineio.Client()
+    from prism.client import _orderedEngineIOClient
+
+    # python-engineio runs each message handler in a thread of its own, so
+    # its plain Client may hand messages over out of order; the subclass
+    # Prism's Python client uses delivers them from the reading thread.
+    client = _orderedEngineIOClient(engineio)()
     got = []
     done = threading.Event()
     sent = ["héllo ✓", b"\x00\x01\xffbinary"] + ["m{}".format(i) for i in range(40)] + ["y" * 200000]
