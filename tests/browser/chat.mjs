@@ -12,12 +12,11 @@
 // Chromium is Debian's (/usr/bin/chromium, or PRISM_CHROMIUM), started with
 // the flags this machine needs; Playwright gives each launch a fresh, empty
 // user-data-dir of its own. `npx playwright install` is never used.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./launch.mjs";
 
 const [url, screenshot] = process.argv.slice(2);
 const DEADLINE_MS = Number(process.env.PRISM_BROWSER_DEADLINE_MS || 15000);
 const STEP_MS = 5000;
-const executablePath = process.env.PRISM_CHROMIUM || "/usr/bin/chromium";
 
 const result = { ok: false, url, screenshot, steps: [], console: [], pageErrors: [] };
 let browser;
@@ -77,20 +76,7 @@ async function waitForMessage(page, text) {
 
 try {
   if (!url || !screenshot) throw new Error("usage: node chat.mjs URL SCREENSHOT.png");
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
   result.browser = browser.version();
   const contextA = await browser.newContext({ viewport: { width: 760, height: 620 } });
   const contextB = await browser.newContext({ viewport: { width: 760, height: 620 } });

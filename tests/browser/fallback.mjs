@@ -9,11 +9,10 @@
 // Prints one JSON object on stdout (the last line) and exits 0 when every
 // step ran (the Python test asserts the details), 1 with {"ok": false,
 // "error": ...} otherwise. Bounded by PRISM_BROWSER_DEADLINE_MS.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./launch.mjs";
 
 const [url, transport] = process.argv.slice(2);
 const DEADLINE_MS = Number(process.env.PRISM_BROWSER_DEADLINE_MS || 15000);
-const executablePath = process.env.PRISM_CHROMIUM || "/usr/bin/chromium";
 
 const result = { ok: false, url, transport, steps: [], console: [], pageErrors: [], requests: [], websockets: [] };
 let browser;
@@ -72,20 +71,7 @@ async function scenario(transport) {
 
 try {
   if (!url || !["engineio", "sockjs"].includes(transport)) throw new Error("usage: node fallback.mjs URL engineio|sockjs");
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
   result.browser = browser.version();
   const context = await browser.newContext();
   // Before any of the page's scripts: no WebSocket in this page.

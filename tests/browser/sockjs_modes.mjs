@@ -11,11 +11,10 @@
 // {...}}, ...}; exits 0 when the page ran every mode (the Python test
 // asserts the per-mode details), 1 with {"ok": false, "error": ...}
 // otherwise. Bounded by PRISM_BROWSER_DEADLINE_MS.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./launch.mjs";
 
 const [url, mount, ...modes] = process.argv.slice(2);
 const DEADLINE_MS = Number(process.env.PRISM_BROWSER_DEADLINE_MS || 15000);
-const executablePath = process.env.PRISM_CHROMIUM || "/usr/bin/chromium";
 
 const result = { ok: false, url, modes: {}, steps: [], console: [], pageErrors: [], requests: [] };
 let browser;
@@ -69,20 +68,7 @@ async function runMode([mount, name]) {
 
 try {
   if (!url || !mount || modes.length == 0) throw new Error("usage: node sockjs_modes.mjs URL MOUNT MODE...");
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
   result.browser = browser.version();
   const context = await browser.newContext();
   const page = await context.newPage();
