@@ -33,7 +33,7 @@ from prism.events import EventBus
 from prism.interfaces import IConnection, IRequest
 from prism.middleware import Chain, Drop
 from prism.sessioncodecs import sessionCodec as _sessionCodec
-from prism.sessions import MemorySessionStore, Session, newSessionId, sign, verify
+from prism.sessions import MemorySessionStore, Session, newSessionId, sign
 
 __all__ = ["Server", "Connection", "Request", "EventBus", "PreparedFrame", "GOING_AWAY", "SYSTEM"]
 

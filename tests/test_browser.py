@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.protocol import ProcessProtocol
+from procutil import Collect
 
 from conftest import within
 
@@ -52,22 +51,6 @@ def requireBrowser():
     return node
 
 
-class _Collect(ProcessProtocol):
-    def __init__(self):
-        self.out = []
-        self.err = []
-        self.ended = Deferred()
-
-    def outReceived(self, data):
-        self.out.append(data)
-
-    def errReceived(self, data):
-        self.err.append(data)
-
-    def processEnded(self, reason):
-        self.ended.callback(getattr(reason.value, "exitCode", None))
-
-
 async def runProcess(reactor, argv, timeout, env=None):
     """
     Run C{argv} without blocking the reactor; SIGTERM after C{timeout}
@@ -75,7 +58,7 @@ async def runProcess(reactor, argv, timeout, env=None):
 
     @return: C{(exit code or None if killed, stdout, stderr)} as text.
     """
-    proto = _Collect()
+    proto = Collect()
     process = reactor.spawnProcess(proto, argv[0], argv, env=env, path=str(ROOT))
     killed = []
 

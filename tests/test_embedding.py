@@ -106,8 +106,7 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
-from twisted.internet.defer import Deferred  # noqa: E402
-from twisted.internet.protocol import ProcessProtocol  # noqa: E402
+from procutil import Collect  # noqa: E402
 
 from prism.errors import RemoteError  # noqa: E402
 
@@ -229,26 +228,6 @@ async def test_embed_app_with_a_config_file(prism, reactor, embedApp, tmp_path):
     assert (await closed)[0] == 1001
 
 
-class _Collect(ProcessProtocol):
-    def __init__(self):
-        self.output = b""
-        self.ended = Deferred()
-        self.exitCode = self.signal = None
-
-    def outReceived(self, data):
-        self.output += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason):
-        self.exitCode, self.signal = reason.value.exitCode, reason.value.signal
-        self.ended.callback(None)
-
-    @property
-    def text(self):
-        return self.output.decode("utf-8", "replace")
-
-
 @pytest.mark.filterwarnings("ignore:Using readBody with a transport:DeprecationWarning")
 @pytest_twisted.ensureDeferred
 async def test_embed_app_as_a_tac_file_under_twistd(prism, reactor, tmp_path):
@@ -258,7 +237,7 @@ async def test_embed_app_as_a_tac_file_under_twistd(prism, reactor, tmp_path):
     env["PRISM_EMBED_WEB"] = "tcp:{}:interface=127.0.0.1".format(webPort)
     env["PRISM_EMBED_LISTEN"] = "tcp:{}:interface=127.0.0.1".format(prismPort)
     twistd = str(Path(sys.executable).parent / "twistd")
-    proto = _Collect()
+    proto = Collect()
     transport = reactor.spawnProcess(
         proto, twistd, [twistd, "-n", "--pidfile=", "-y", str(EMBED_APP)], env=env, path=str(tmp_path)
     )

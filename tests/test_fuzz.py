@@ -21,7 +21,7 @@ from prism.limits import Auth, MaxSize, RateLimit
 from prism.server import Server
 from prism.services.echo import EchoService
 from prism.services.rpc import RPCService
-from prism.testing import MemoryReactorClock, PrismTestServer, resultOf
+from prism.testing import MemoryReactorClock, PrismTestServer
 from prism.transports.websocket import WebSocketTransport
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

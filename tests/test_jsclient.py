@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
+from procutil import Collect
 
 from conftest import sleep, waitUntil, within
 from prism.builder import ClientBuildError, browserAssets, buildClient
@@ -221,31 +221,15 @@ def _handlers():
     return {f.__name__: f for f in (add, fail, crash, never, kick, login, whoami)}
 
 
-class _NodeProcess(ProcessProtocol):
-    def __init__(self):
-        self.out = []
-        self.err = []
-        self.ended = Deferred()
-
-    def outReceived(self, data):
-        self.out.append(data)
-
-    def errReceived(self, data):
-        self.err.append(data)
-
-    def processEnded(self, reason):
-        self.ended.callback(reason.value.exitCode)
-
-
 def startNode(reactor, args, cwd, timeout=NODE_TIMEOUT):
     """
     Spawn C{node args…} through the reactor (it never blocks); kill it after
     C{timeout} seconds.
 
-    @return: the L{_NodeProcess}: C{out}, C{err}, C{ended} (fires with the
+    @return: the L{procutil.Collect}: C{out}, C{err}, C{ended} (fires with the
         exit code, L{None} if killed).
     """
-    proto = _NodeProcess()
+    proto = Collect()
     process = reactor.spawnProcess(proto, _node(), [_node()] + list(args), env=dict(os.environ), path=str(cwd))
     killer = reactor.callLater(timeout, process.signalProcess, "KILL")
 

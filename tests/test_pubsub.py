@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from prism import wire
 from prism.errors import PrismConfigError, RemoteError
-from prism.server import PreparedFrame, Server
+from prism.server import PreparedFrame
 from prism.services.pubsub import PubSubService, isPattern, validChannel, validPattern
 from prism.testing import PrismTestServer, failureOf, resultOf
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest_twisted
 
-from prism.server import Server
 from prism.services.pubsub import PubSubService
 from prism.services.rpc import RPCService, withRequest
 from test_jsclient import _server, nodeModules, runNode  # noqa: F401  (a fixture)

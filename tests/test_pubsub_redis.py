@@ -17,7 +17,6 @@ and in the logs).
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from redisutil import freePort
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
 
-from conftest import nextEvent, sleep, waitUntil, within
+from conftest import nextEvent, waitUntil, within
 from prism.client import Client, _WebSocketConnector
 from prism.errors import RemoteError
 from prism.services.pubsub import PubSubService

@@ -16,7 +16,6 @@ from urllib.parse import quote
 import msgpack
 import pytest
 import pytest_twisted
-from twisted.internet.defer import Deferred
 from zope.interface.verify import verifyObject
 
 from conftest import nextEvent, waitUntil, within

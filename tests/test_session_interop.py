@@ -22,7 +22,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
-from conftest import nextEvent, waitUntil, within
+from conftest import within
 from redisutil import deleteKeys, hostPort
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

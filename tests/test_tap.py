@@ -13,35 +13,14 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
 
+import procutil
 from conftest import waitUntil, within
 
 BIN = Path(sys.executable).parent
 
 
-class Collect(ProcessProtocol):
-    def __init__(self):
-        self.output = b""
-        self.ended = Deferred()
-        self.exitCode = None
-        self.signal = None
-
-    def outReceived(self, data):
-        self.output += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason):
-        self.exitCode = reason.value.exitCode
-        self.signal = reason.value.signal
-        self.ended.callback(self.exitCode)
-
-    @property
-    def text(self):
-        return self.output.decode("utf-8", "replace")
-
+class Collect(procutil.Collect):
     def listeningPort(self):
         """@return: the port twistd logged it listens on, or None."""
         match = re.search(r"starting on (\d+)", self.text)
