@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from prism.server import Server  # noqa: E402
 from prism.services.echo import EchoService  # noqa: E402
+from prism.services.models import ModelsService  # noqa: E402
 from prism.services.rpc import RPCService  # noqa: E402
 from prism.services.pubsub import PubSubService  # noqa: E402
 
@@ -31,6 +32,8 @@ CONFIGURATIONS = [
     ("WebSocket + echo", [("echo", EchoService)]),
     ("WebSocket + RPC + echo", [("rpc", RPCService), ("echo", EchoService)]),
     ("WebSocket + RPC + pubsub", [("rpc", RPCService), ("pubsub", PubSubService)]),
+    ("WebSocket + models", [("models", ModelsService)]),
+    ("WebSocket + RPC + models", [("rpc", RPCService), ("models", ModelsService)]),
 ]
 
 

@@ -3,7 +3,7 @@ The original Prism benchmark suite, in process, through the loopback
 transport: client -> server -> client echo round trips through the whole
 stack (client API, framing, kernel, middleware chain, sessions, service).
 
-    python benchmarks/loopback.py [--count 100000] [--json]
+    python benchmarks/loopback.py [--count 100000] [--json] [--metrics] [--log-requests]
 
 Cases (as in socketstream/prism's benchmarks/1-4.js):
   1. simple echo                    raw codec, pushes back
@@ -13,11 +13,17 @@ Cases (as in socketstream/prism's benchmarks/1-4.js):
 
 Each case also runs an anchor in the same invocation (a JSON encode+decode of
 a small message per iteration), so the ratio is comparable across machines.
+
+C{--metrics} runs the same cases with C{server.enableMetrics()} (the cost of
+counting, docs/metrics.md); C{--log-requests} with C{logRequests=True} and
+a JSON log observer writing to /dev/null (the cost of request logs,
+docs/logging.md).
 """
 
 import argparse
 import gc
 import json
+import os
 import platform
 import sys
 import time
@@ -39,10 +45,15 @@ NAMES = {
 }
 
 
+OPTIONS = {"metrics": False, "logRequests": False}
+
+
 def _setup(case):
     clock = Clock()
     transport = LoopbackTransport()
-    server = Server(transport=transport, reactor=clock, secret=b"bench")
+    server = Server(transport=transport, reactor=clock, secret=b"bench", logRequests=OPTIONS["logRequests"])
+    if OPTIONS["metrics"]:
+        server.enableMetrics()
     from prism.sessions import MemorySessionStore
 
     server.sessionStore = MemorySessionStore(reactor=clock)
@@ -130,10 +141,23 @@ def main(argv=None):
     parser.add_argument("--count", type=int, default=100000)
     parser.add_argument("--rounds", type=int, default=3, help="best of N rounds per case")
     parser.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
+    parser.add_argument("--metrics", action="store_true", help="with server.enableMetrics()")
+    parser.add_argument("--log-requests", action="store_true", help="with logRequests and a JSON observer to /dev/null")
     args = parser.parse_args(argv)
+    OPTIONS["metrics"] = args.metrics
+    OPTIONS["logRequests"] = args.log_requests
+    if args.log_requests:
+        from twisted.logger import globalLogPublisher, jsonFileLogObserver
+
+        globalLogPublisher.addObserver(jsonFileLogObserver(open(os.devnull, "w")))
     count = min(max(args.count, 1000), 1000000)  # bounded
     impl = "{} {}".format(platform.python_implementation(), platform.python_version())
-    print("Prism loopback benchmarks on {} ({} round trips per case, best of {})".format(impl, count, args.rounds))
+    extras = [name for name, on in (("metrics", args.metrics), ("request logs", args.log_requests)) if on]
+    print(
+        "Prism loopback benchmarks on {} ({} round trips per case, best of {}){}".format(
+            impl, count, args.rounds, ", with " + " and ".join(extras) if extras else ""
+        )
+    )
     results = {}
     for case in (1, 2, 3, 4):
         best = 0
@@ -162,7 +186,7 @@ def main(argv=None):
         )
         sys.stdout.flush()
     if args.json:
-        print(json.dumps({"implementation": impl, "count": count, "cases": results}))
+        print(json.dumps({"implementation": impl, "count": count, "metrics": args.metrics, "cases": results}))
     return results
 
 

@@ -21,7 +21,11 @@ with C{--python}, repeatable) it runs:
      connections (C{--skip-transports} omits it);
   5. the pubsub fan-out benchmark (C{benchmarks/fanout.py}): 1,000
      subscribers on one Prism node, on two nodes through Redis, and in a
-     Node.js Socket.IO room, with the ratios (C{--skip-fanout} omits it).
+     Node.js Socket.IO room, with the ratios (C{--skip-fanout} omits it);
+  6. the models benchmark (C{benchmarks/models.py}): 10 writers on one
+     document (accepted patches/s, conflict rate, vs an RPC echo) and the
+     propagation of a change to 100 subscribers (p50/p99, vs pubsub), on
+     the memory and the Redis store (C{--skip-models} omits it).
 
 It prints a table and, as its last line, one JSON summary. It exits non-zero
 if any benchmark failed. Every load is bounded in count and time and targets
@@ -42,6 +46,7 @@ sys.path.insert(0, HERE)
 
 import wire  # noqa: E402  (benchmarks/wire.py, a sibling script)
 import fanout  # noqa: E402  (benchmarks/fanout.py: pubsub fan-out vs Socket.IO)
+import models  # noqa: E402  (benchmarks/models.py: shared documents, memory and Redis stores)
 
 LOOPBACK = os.path.join(HERE, "loopback.py")
 SESSIONS = os.path.join(HERE, "sessions.py")
@@ -118,10 +123,12 @@ def main(argv=None):
     parser.add_argument("--skip-sessions", action="store_true", help="skip benchmarks/sessions.py (memory vs Redis stores)")
     parser.add_argument("--skip-wire", action="store_true", help="skip the over-the-wire benchmark")
     parser.add_argument("--skip-fanout", action="store_true", help="skip the pubsub fan-out benchmark (benchmarks/fanout.py)")
+    parser.add_argument("--skip-models", action="store_true", help="skip the models benchmark (benchmarks/models.py)")
     parser.add_argument("--soak", action="store_true", help="also run the soak benchmark (benchmarks/soak.py: a million messages, RSS over time; long)")
     parser.add_argument("--json", metavar="PATH", help="also write the JSON summary to PATH")
     wire.add_options(parser)
     fanout.add_options(parser)
+    models.add_options(parser)
     args = parser.parse_args(argv)
     log = sys.stdout
 
@@ -186,6 +193,17 @@ def main(argv=None):
             except (wire.BenchmarkError, OSError, subprocess.SubprocessError) as e:
                 log.write("fan-out benchmark failed: %s\n" % (e,))
                 entry["fanout"] = {"error": str(e)}
+                failed = True
+
+        if not args.skip_models:
+            log.write("\n--- models: 10 writers on one document, a change to 100 subscribers (memory and Redis stores)\n")
+            log.flush()
+            try:
+                entry["models"] = models.run_models(python, log=log, node=args.node, **models.models_options(args))
+                log.write(models.format_summary(entry["models"]) + "\n")
+            except (wire.BenchmarkError, OSError, subprocess.SubprocessError) as e:
+                log.write("models benchmark failed: %s\n" % (e,))
+                entry["models"] = {"error": str(e)}
                 failed = True
 
         if args.soak:

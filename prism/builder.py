@@ -4,6 +4,8 @@ server's configuration needs — the core (C{prism/js/core.js}), the client half
 of its transport and the client halves of its public services, plus the
 service table it was built for.
 
+For example::
+
     source = server.build_client(format="esm")           # or "script", "cjs"
     source = server.build_client(format="esm", minify=True)  # needs esbuild
 

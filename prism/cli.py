@@ -1,8 +1,10 @@
 """
 The C{prism} command.
 
+Usage::
+
     prism check [--config prism.toml]          validate; print what would run
-    prism run [--config prism.toml] [--listen ENDPOINT]... [--debug]
+    prism run [--config prism.toml] [--listen ENDPOINT]... [--admin-listen ENDPOINT]... [--debug]
                                                the same as twistd -n prism --config …
     prism build-client [--config prism.toml] [-o client.js] [--format esm|script|cjs] [--minify] [--url URL]
                                                write the JavaScript client for the configured server
@@ -42,6 +44,10 @@ def _parser():
     run = withConfig(commands.add_parser("run", help="run the server (twistd -n prism --config FILE)"))
     run.add_argument(
         "--listen", action="append", metavar="ENDPOINT", help="Twisted endpoint string replacing listen (repeatable)"
+    )
+    run.add_argument(
+        "--admin-listen", action="append", metavar="ENDPOINT",
+        help="Twisted endpoint string replacing [admin] listen (repeatable)",
     )
     run.add_argument("-d", "--debug", action="store_true", help="send error details to clients")
     run.add_argument("--log-requests", action="store_true", help="log every incoming request")
@@ -85,13 +91,18 @@ def _check(args):
 def _run(args):
     # Validate first, for clean errors and a non-zero exit on every Twisted
     # version (twistd before 26 exits 0 after printing a usage error).
-    _load(args, listen=args.listen, debug=args.debug or None, logRequests=args.log_requests or None)
+    _load(
+        args, listen=args.listen, debug=args.debug or None, logRequests=args.log_requests or None,
+        adminListen=args.admin_listen,
+    )
     argv = ["-n", "--pidfile="]
     if args.reactor:
         argv.append("--reactor=" + args.reactor)
     argv += ["prism", "--config", args.config]
     for endpoint in args.listen or ():
         argv += ["--listen", endpoint]
+    for endpoint in args.admin_listen or ():
+        argv += ["--admin-listen", endpoint]
     if args.debug:
         argv.append("--debug")
     if args.log_requests:

@@ -1,6 +1,8 @@
 """
 The Twisted Python client for Prism, for remote processes and tests.
 
+For example::
+
     from prism.client import Client
 
     client = Client("ws://127.0.0.1:3001/")
@@ -20,16 +22,31 @@ the session), C{going_away} (reason), C{error} (a L{RemoteError} the server
 sent without callback id).
 """
 
+import copy
 import random
+from collections import namedtuple
 
+import jsonpatch
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 
 from prism import wire
 from prism.errors import CallTimeout, ConnectionLost, PrismError, ProtocolError, RemoteError
 from prism.events import EventBus
+from prism.patching import PATCH_ERRORS as _PATCH_ERRORS
+from prism.patching import diff as _diff
+from prism.patching import jsonCopy as _jsonCopy
 
-__all__ = ["Client", "ServiceClient", "RPCClient", "PubSubClient", "SERVICE_CLIENTS"]
+__all__ = [
+    "Client",
+    "ServiceClient",
+    "RPCClient",
+    "PubSubClient",
+    "ModelsClient",
+    "Model",
+    "Snapshot",
+    "SERVICE_CLIENTS",
+]
 
 _DEFAULT = object()
 
@@ -283,7 +300,307 @@ class PubSubClient(ServiceClient):
             self._deliver(sub, data, channel, offset, epoch)
 
 
-SERVICE_CLIENTS = {"rpc": RPCClient, "pubsub": PubSubClient}
+Snapshot = namedtuple("Snapshot", ["version", "value"])
+Snapshot.__doc__ = "A document's C{version} (L{int}) and C{value} (a JSON value) (models client)."
+
+class Model:
+    """
+    A document open on a L{ModelsClient}: a local copy of the server's
+    document, always equal to its value at some version, kept up to date.
+
+    @ivar name: the document's name.
+    @ivar value: its value at L{version}. Do not change it in place (the
+        client replaces it, never changes it, so a value you hold stays as
+        it was): change the document with L{update} or L{patch}.
+    @ivar version: the version of L{value} (0 before the first change).
+    """
+
+    def __init__(self, models, name):
+        self.name = name
+        self.value = None
+        self.version = 0
+        self._models = models
+        self._handlers = []
+        self._opens = 1
+        self._waiters = []  # open() calls waiting for the first snapshot; None once open
+        self._buffer = None  # pushes held while a subscribe is in flight
+
+    def __repr__(self):
+        return "<Model {} at version {}>".format(self.name, self.version)
+
+    def onChange(self, handler):
+        """
+        Call C{handler(value, ops, version)} after every change of the
+        local copy: C{ops} is the JSON Patch applied, or L{None} when the
+        copy was replaced by a snapshot. @return: C{handler}.
+        """
+        self._handlers.append(handler)
+        return handler
+
+    def offChange(self, handler):
+        if handler in self._handlers:
+            self._handlers.remove(handler)
+
+    def patch(self, ops):
+        """
+        Submit a JSON Patch against L{version}.
+
+        @return: a L{Deferred} firing with the new version (the local copy
+            has it by then), or failing with L{RemoteError}: kind
+            C{"conflict"} (with C{.version}, the server's version; the
+            local copy has caught up with it) when the document had moved
+            on, or C{invalid_patch}, C{invalid}, C{too_large},
+            C{forbidden}, …
+        """
+        try:
+            ops = _jsonCopy(ops)
+        except (TypeError, ValueError):
+            return fail()
+        return self._models._write(self, self.version, ops)
+
+    def update(self, change, retries=20):
+        """
+        Change the document: C{change} gets a private copy of the value and
+        changes it in place (returning L{None}) or returns a new value; the
+        difference (C{jsonpatch.make_patch}) is submitted against the
+        version the copy was made from. On a conflict the local copy
+        catches up and C{change} runs again on the new value, up to
+        C{retries} more times: it should only compute the new value.
+
+        @return: a L{Deferred} firing with a L{Snapshot}: the version the
+            change made and the document's value at that version (the
+            current version and value when C{change} changed nothing, in
+            which case nothing is sent); or failing with L{RemoteError}
+            (C{"conflict"} once the retries are used up), or with what
+            C{change} raised.
+        """
+        result = Deferred()
+
+        def attempt(left):
+            before, base = self.value, self.version
+            try:
+                draft = copy.deepcopy(before)
+                after = change(draft)
+                ops = _diff(before, _jsonCopy(draft if after is None else after))
+            except Exception:
+                result.errback()
+                return
+            if not ops:
+                result.callback(Snapshot(base, before))
+                return
+            d = self._models._write(self, base, ops)
+            d.addCallbacks(done, failed, (before, ops), None, (left,))
+
+        def done(version, before, ops):
+            if self.version == version:
+                value = self.value
+            else:  # the copy moved on already (or is behind): the value this change made
+                value = jsonpatch.JsonPatch(ops).apply(before, in_place=False)
+            result.callback(Snapshot(version, value))
+
+        def failed(f, left):
+            if left > 0 and f.check(RemoteError) and f.value.kind == "conflict":
+                attempt(left - 1)
+            else:
+                result.errback(f)
+
+        attempt(retries)
+        return result
+
+    def close(self):
+        """
+        Close this L{ModelsClient.open} of the document; the last close
+        unsubscribes (the copy then stops following the server).
+
+        @return: a L{Deferred} firing with L{None}.
+        """
+        models = self._models
+        if models.models.get(self.name) is not self:
+            return succeed(None)
+        self._opens -= 1
+        if self._opens > 0:
+            return succeed(None)
+        del models.models[self.name]
+        if not models.client.connected:
+            return succeed(None)
+        return models.client._request(models, ["unsub", self.name], _DEFAULT).addCallback(lambda _: None)
+
+    # -- keeping the copy up to date
+
+    def _emit(self, ops):
+        for handler in tuple(self._handlers):
+            try:
+                handler(self.value, ops, self.version)
+            except Exception:
+                self._models.client.log.failure(
+                    "change handler {handler!r} of {name} failed", handler=handler, name=self.name
+                )
+
+    def _reset(self, version, value):
+        self.value, self.version = value, version
+        self._emit(None)
+
+    def _change(self, version, ops):
+        """Apply the change that made C{version}: now if it is the next one; resubscribe after a gap."""
+        if version == self.version + 1:
+            try:
+                value = jsonpatch.JsonPatch(ops).apply(self.value, in_place=False)
+            except _PATCH_ERRORS as e:  # our copy does not take it: start again from a snapshot
+                self._models.client.log.warn(
+                    "models: change {version} of {name} does not apply ({why}); resubscribing",
+                    version=version, name=self.name, why=e,
+                )
+                self._models._resubscribe(self, None)
+                return
+            self.value, self.version = value, version
+            self._emit(ops)
+        elif version > self.version:
+            self._models._resubscribe(self, self.version)
+
+    def _catchUp(self, reply):
+        """Apply a subscribe (or conflict) reply: the patches since our version, or a snapshot."""
+        patches = reply.get("patches")
+        if patches is not None:
+            for version, ops in patches:
+                self._change(version, ops)
+        else:
+            self._reset(reply["v"], reply.get("value"))
+
+
+class ModelsClient(ServiceClient):
+    """
+    The client of the C{models} service (C{docs/models.md})::
+
+        todo = await client.api.models.open("todo:shared")    # a Model
+        todo.onChange(lambda value, ops, version: print(version, value))
+        snap = await todo.update(lambda doc: doc["items"].append("milk"))
+        version = await todo.patch([{"op": "add", "path": "/items/-", "value": "eggs"}])
+        snap = await client.api.models.get("todo:other")       # Snapshot(version, value)
+        await todo.close()
+
+    Each open document keeps a local copy: a change is applied when it is
+    the next version, older ones are ignored, and after a gap (or a change
+    that does not apply) the document is subscribed again with the version
+    it holds; pushes that arrive meanwhile are held and replayed. After a
+    reconnection every open document is subscribed again with its version,
+    and receives the changes it missed (or a snapshot).
+
+    @ivar models: the open documents, C{{name: L{Model}}}.
+    """
+
+    def __init__(self, client, name, serviceId, codec, callbacks):
+        ServiceClient.__init__(self, client, name, serviceId, codec, callbacks)
+        self.models = {}
+        client.on("reconnect", self._reconnected)
+
+    def open(self, name):
+        """
+        Open (subscribe to) a document. Opening a document that is open
+        already gives the same L{Model}; it stays open until every open is
+        closed.
+
+        @return: a L{Deferred} firing with the L{Model} once its snapshot
+            arrived, or failing with L{RemoteError} (C{invalid},
+            C{forbidden}, C{limit}, …) or L{ConnectionLost}.
+        """
+        model = self.models.get(name)
+        if model is not None:
+            model._opens += 1
+            if model._waiters is None:
+                return succeed(model)
+            d = Deferred()
+            model._waiters.append(d)
+            return d
+        model = self.models[name] = Model(self, name)
+
+        def opened(_):
+            waiters, model._waiters = model._waiters, None
+            for d in waiters:
+                d.callback(model)
+            return model
+
+        def failed(f):
+            if self.models.get(name) is model:
+                del self.models[name]
+            waiters, model._waiters = model._waiters, []
+            for d in waiters:
+                d.errback(f)
+            return f
+
+        return self._subscribe(model, None).addCallbacks(opened, failed)
+
+    def get(self, name):
+        """@return: a L{Deferred} firing with the document's L{Snapshot}, without subscribing."""
+        d = self.client._request(self, ["get", name], _DEFAULT)
+        return d.addCallback(lambda reply: Snapshot(reply["v"], reply["value"]))
+
+    def _subscribe(self, model, since):
+        if model._buffer is None:
+            model._buffer = []
+        command = ["sub", model.name] if since is None else ["sub", model.name, since]
+        d = self.client._request(self, command, _DEFAULT)
+
+        def subscribed(reply):
+            buffered, model._buffer = model._buffer or [], None
+            if not isinstance(reply, dict) or type(reply.get("v")) is not int:
+                raise ProtocolError("models", "unexpected reply to sub: {!r}".format(reply))
+            model._catchUp(reply)
+            for push in buffered:
+                if push[2] > reply["v"]:
+                    self._push(model, push)
+            return reply
+
+        def failed(f):
+            model._buffer = None
+            return f
+
+        return d.addCallbacks(subscribed, failed)
+
+    def _resubscribe(self, model, since):
+        self._subscribe(model, since).addErrback(
+            lambda f: self.client.log.warn(
+                "models: cannot resubscribe to {name}: {why}", name=model.name, why=f.getErrorMessage()
+            )
+        )
+
+    def _reconnected(self, welcome):
+        for model in list(self.models.values()):
+            if model._waiters is None:
+                self._resubscribe(model, model.version)
+
+    def _write(self, model, base, ops):
+        d = self.client._request(self, ["patch", model.name, base, ops], _DEFAULT)
+
+        def replied(reply):
+            if not reply.get("conflict"):
+                model._change(reply["v"], ops)  # ours: now, unless the push came first
+                return reply["v"]
+            if reply["v"] > model.version:
+                model._catchUp(reply)
+            error = RemoteError("conflict", "{} is at version {}, not {}".format(model.name, reply["v"], base))
+            error.version = reply["v"]
+            raise error
+
+        return d.addCallback(replied)
+
+    def _push(self, model, value):
+        if model._buffer is not None:
+            model._buffer.append(value)
+        elif value[0] == "c":
+            model._change(value[2], value[3])
+        elif value[0] == "s":  # the server's current state, even when its version went back
+            model._reset(value[2], value[3])
+
+    def _pushReceived(self, value):
+        ServiceClient._pushReceived(self, value)
+        if type(value) is not list or len(value) != 4 or value[0] not in ("c", "s") or type(value[2]) is not int:
+            return
+        model = self.models.get(value[1])
+        if model is not None:
+            self._push(model, value)
+
+
+SERVICE_CLIENTS = {"rpc": RPCClient, "pubsub": PubSubClient, "models": ModelsClient}
 """Client classes by service name; others get a L{ServiceClient}."""
 
 
@@ -310,6 +627,16 @@ class _WebSocketConnector:
 
         class Protocol(WebSocketClientProtocol):
             link = None
+
+            def connectionMade(self):
+                WebSocketClientProtocol.connectionMade(self)
+                # As on the server (prism.transports.websocket): Autobahn's
+                # own attempt fails silently, and Nagle would hold a frame
+                # behind the previous one's delayed ACK (~40 ms).
+                try:
+                    self.transport.setTcpNoDelay(True)
+                except (AttributeError, OSError):
+                    pass
 
             def onOpen(self):
                 self.link = _WebSocketLink(self)

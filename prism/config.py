@@ -2,6 +2,8 @@
 Prism's configuration file: load a TOML file, validate all of it, then build
 a server (or the service tree C{twistd prism --config} runs) from it.
 
+For example::
+
     from prism.config import loadConfig
 
     config = loadConfig("prism.toml")      # PrismConfigError listing every problem
@@ -22,7 +24,7 @@ import os
 import re
 import sys
 
-from twisted.application.service import MultiService, Service
+from twisted.application.service import Service
 from twisted.internet.defer import DeferredList, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.web.pages import forbidden
@@ -31,9 +33,10 @@ from twisted.web.server import Site
 from twisted.web.static import File
 
 from prism.errors import PrismConfigError, PrismError
-from prism.service import PrismService
+from prism.service import OrderedMultiService, PrismService
 
 __all__ = [
+    "AdminConfig",
     "Config",
     "MountConfig",
     "PluginConfig",
@@ -311,6 +314,66 @@ def _retryDelays(value):
     return tuple(value)
 
 
+def _modelTypes(value, directory=None):
+    """
+    The C{types} table of the models service: C{{type: {schema, validate,
+    initial}}}; a C{schema} given as a path is relative to C{directory} (the
+    configuration file's) and returned absolute.
+    """
+    expected = "a table of document types, each a table with schema, validate and/or initial"
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise _Invalid(expected)
+    from prism.services.models import _Type
+
+    types = {}
+    for name, spec in value.items():
+        spec = dict(spec)
+        if isinstance(spec.get("schema"), str):
+            spec["schema"] = os.path.normpath(os.path.join(directory or os.getcwd(), os.path.expanduser(spec["schema"])))
+        try:
+            _Type(name, spec)
+        except PrismConfigError as e:
+            raise _Invalid(expected, str(e))
+        types[name] = spec
+    return types
+
+
+_modelTypes.relative = True  # _plugin passes the configuration file's directory
+
+
+def _directories(value, directory=None):
+    """
+    An array of existing directories; relative ones are resolved against
+    C{directory} (the configuration file's), and returned absolute.
+    """
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _Invalid("an array of directory paths (strings)")
+    resolved = []
+    for entry in value:
+        path = os.path.normpath(os.path.join(directory or os.getcwd(), os.path.expanduser(entry)))
+        if not os.path.isdir(path):
+            raise _Invalid(
+                "an array of existing directories",
+                "{} {}".format(path, "is not a directory" if os.path.exists(path) else "does not exist"),
+            )
+        resolved.append(path)
+    return resolved
+
+
+_directories.relative = True  # _plugin passes the configuration file's directory
+
+_LIVERELOAD = "prism.services.livereload.LiveReloadService"
+
+
+def _jsonValue(value):
+    """Any value JSON can hold (the models service's C{initial}); TOML dates and times cannot."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise _Invalid("a JSON value (TOML dates and times are not)")
+    return value
+
+
 # Options of the built-in plugins, by implementation: TOML key ->
 # (constructor parameter, validator). Third-party plugins are introspected
 # instead (see _optionTable); their factories validate their own values.
@@ -368,6 +431,29 @@ _BUILTIN_OPTIONS = {
         "history_channels": ("historyChannels", _stringList),
         "sessions": ("sessions", _bool),
         "redis_retry": ("redisRetry", _retryDelays),
+    },
+    "prism.services.models.ModelsService": {
+        "store": ("store", _choice("memory", "redis")),
+        "redis_url": ("redisUrl", _nonEmptyString),
+        "redis_prefix": ("redisPrefix", _nonEmptyString),
+        "authorize": ("authorize", _callableName),
+        "types": ("types", _modelTypes),
+        "initial": ("initial", _jsonValue),
+        "history_size": ("historySize", _nonNegativeInt),
+        "max_document_size": ("maxDocumentSize", _positiveInt),
+        "max_patch_operations": ("maxPatchOperations", _positiveInt),
+        "max_subscriptions": ("maxSubscriptions", _nonNegativeInt),
+        "sessions": ("sessions", _bool),
+        "redis_retry": ("redisRetry", _retryDelays),
+    },
+    "prism.services.livereload.LiveReloadService": {
+        "paths": ("paths", _directories),
+        "ignore": ("ignore", _stringList),
+        "debounce": ("debounce", _seconds(allowZero=True)),
+        "watcher": ("watcher", _choice("auto", "inotify", "poll")),
+        "poll_interval": ("pollInterval", _seconds(allowZero=False)),
+        "css_extensions": ("cssExtensions", _stringList),
+        "max_files": ("maxFiles", _positiveInt),
     },
     "prism.middleware.LogRequests": {},
     "prism.limits.RateLimit": {
@@ -456,7 +542,8 @@ def _optionTable(plugin, factory):
 def checkEndpoint(description):
     """
     Parse a Twisted endpoint string the way C{listen} will, against a
-    L{MemoryReactor}: nothing listens and the global reactor is not touched.
+    L{MemoryReactor <twisted.internet.testing.MemoryReactor>}: nothing
+    listens and the global reactor is not touched.
 
     @return: L{None} if it is valid, else a short explanation.
     """
@@ -601,6 +688,8 @@ class Config:
     @ivar mounts: a L{list} of L{MountConfig} (C{[[mounts]]}): with them,
         the site serves the static files and every mount, and nothing at
         C{path}.
+    @ivar drainTime: seconds to drain before the graceful stop (C{drain_time}).
+    @ivar admin: an L{AdminConfig} (C{[admin]}).
     """
 
     def __init__(self, filename):
@@ -609,6 +698,8 @@ class Config:
         self.debug = False
         self.logRequests = False
         self.shutdownTimeout = None
+        self.drainTime = 0
+        self.admin = AdminConfig()
         self.listen = [DEFAULT_LISTEN]
         self.static = None
         self.path = DEFAULT_PATH
@@ -624,27 +715,31 @@ class Config:
         self.middleware = []
         self.mounts = []
 
-    def override(self, listen=None, debug=None, logRequests=None):
+    def override(self, listen=None, debug=None, logRequests=None, adminListen=None):
         """
         Apply command-line overrides (L{None} leaves a value alone).
 
         @param listen: endpoint strings replacing C{listen}.
+        @param adminListen: endpoint strings replacing C{[admin] listen}.
         @raise PrismConfigError: for an invalid endpoint string.
         @return: C{self}.
         """
-        if listen:
-            errors = []
-            for description in listen:
+        errors = []
+        for flag, given in (("--listen", listen), ("--admin-listen", adminListen)):
+            for description in given or ():
                 problem = checkEndpoint(description)
                 if problem is not None:
                     errors.append(
-                        "--listen: expected a Twisted endpoint string, found {} ({})".format(
-                            _describe(description), problem
+                        "{}: expected a Twisted endpoint string, found {} ({})".format(
+                            flag, _describe(description), problem
                         )
                     )
-            if errors:
-                raise _configError(errors)
+        if errors:
+            raise _configError(errors)
+        if listen:
             self.listen = list(listen)
+        if adminListen:
+            self.admin.listen = list(adminListen)
         if debug is not None:
             self.debug = bool(debug)
         if logRequests is not None:
@@ -735,18 +830,23 @@ class Config:
 
     def buildSite(self, server):
         """
+        With C{[[mounts]]}, every mount is served at its path instead of
+        C{server} at C{path} (each a transport with the server's pipeline or
+        the echo handler); the echo mounts are in C{site.echoMounts}, for
+        closing their sessions when the site stops.
+
         @return: a L{twisted.web.server.Site} serving the C{static} directory
             at C{/} and C{server} at C{path}. (This builds the transport's
             resource, which resolves the server's reactor: call it once the
             reactor is installed, or pass one to L{buildServer}.)
-        With C{[[mounts]]}, every mount is served at its path instead (each a
-        transport with the server's pipeline or the echo handler), and
-        nothing at C{path}; the echo mounts are in C{site.echoMounts}, for
-        closing their sessions when the site stops.
-
         @raise PrismConfigError: if the transport cannot be mounted in a site.
         """
         root = StaticFiles(self.static)
+        for service in self.services:  # livereload asks for no-store: a reload must fetch every file again
+            control = getattr(service.factory, "staticCacheControl", None)
+            if control:
+                root.cacheControl = control.encode("ascii")
+                break
         echoMounts = []
         if self.mounts:
             built = getattr(server, "configMounts", None)
@@ -772,6 +872,11 @@ class Config:
                     ]
                 )
             _mount(root, self.path, resource)
+        if self.admin.health:
+            # A single-port deployment can be health-checked (docs/scaling.md).
+            from prism.admin import HealthResource
+
+            root.putChild(b"health", HealthResource(server))
         site = PrismSite(root)
         site.logRequests = self.logRequests
         site.echoMounts = echoMounts
@@ -780,9 +885,12 @@ class Config:
     def buildService(self, reactor=None, server=None):
         """
         Build the service tree C{twistd prism --config} runs: a
-        L{MultiService} whose child C{"prism"} starts the server and listens
+        L{MultiService <twisted.application.service.MultiService>} whose
+        child C{"prism"} starts the server and listens
         on every C{listen} endpoint (with the transport directly, or with a
-        web site when C{static} is set). Nothing starts until the service
+        web site when C{static} is set) and, with C{[admin] listen}, a child
+        C{"admin"} (L{prism.admin.AdminService}), stopped after C{"prism"}
+        has (an L{OrderedMultiService}). Nothing starts until the service
         does.
 
         @param server: a server from L{buildServer}; built here by default.
@@ -790,11 +898,16 @@ class Config:
         """
         if server is None:
             server = self.buildServer(reactor)
-        top = MultiService()
+        top = OrderedMultiService()
+        if self.admin.listen:
+            admin = self.admin.buildService(server)
+            admin.setName("admin")
+            admin.setServiceParent(top)
         if self.web:
             child = SiteService(server, self.listen, lambda: self.buildSite(server))
         else:
             child = PrismService(server, self.listen)
+        child.drainTime = self.drainTime
         child.setName("prism")
         child.setServiceParent(top)
         return top
@@ -833,6 +946,9 @@ class Config:
         add("secret", "from " + self.secretSource if self.secretSource else "random (sessions end with the process)")
         add("debug", "on" if self.debug else "off")
         add("log", "every request" if self.logRequests else "off")
+        add("admin", self.admin.describe(self.web))
+        add("stop", "drain {} s, then requests in flight get {} s".format(
+            _numberText(self.drainTime), _numberText(self.shutdownTimeout if self.shutdownTimeout is not None else 10)))
         return lines
 
     def __repr__(self):
@@ -864,8 +980,21 @@ def _mount(root, path, resource):
 class StaticFiles(File):
     """Static files; a directory without an index file is not listed."""
 
+    cacheControl = None
+    """A C{Cache-Control} value (L{bytes}) sent with every file, or L{None}."""
+
     def directoryListing(self):
         return forbidden("Directory listing is disabled.")
+
+    def createSimilarFile(self, path):
+        similar = File.createSimilarFile(self, path)
+        similar.cacheControl = self.cacheControl
+        return similar
+
+    def render(self, request):
+        if self.cacheControl is not None:
+            request.setHeader(b"cache-control", self.cacheControl)
+        return File.render(self, request)
 
 
 class PrismSite(Site):
@@ -911,11 +1040,12 @@ class SiteService(PrismService):
             waits.append(d)
         self.listening = DeferredList(waits)
 
-    def stopService(self):
+    def _gracefulStop(self):
+        # (PrismService.stopService drains first, with the ports open.)
         ports, self.ports = self.ports, []
         d = DeferredList([maybeDeferred(p.stopListening) for p in ports], consumeErrors=True)
         d.addCallback(lambda _: closeEchoMounts(self.site))
-        d.addCallback(lambda _: PrismService.stopService(self))
+        d.addCallback(lambda _: PrismService._gracefulStop(self))
         return d
 
 
@@ -945,6 +1075,8 @@ _TOP_KEYS = (
     "middleware",
     "mounts",
     "shutdown_timeout",
+    "drain_time",
+    "admin",
 )
 _SESSION_KEYS = ("cookie", "cache", "store", "options", "codec", "signed")
 _MOUNT_KEYS = ("path", "transport", "handler", "options")
@@ -974,7 +1106,9 @@ class _Registries:
         return self._given[kind]
 
 
-def _plugin(errors, registries, kind, pluginName, nameKey, options, optionsKey, key, factoryClass=PluginConfig, **extra):
+def _plugin(
+    errors, registries, kind, pluginName, nameKey, options, optionsKey, key, factoryClass=PluginConfig, directory=None, **extra
+):
     """
     Resolve a plugin by name and validate its options.
 
@@ -1025,7 +1159,7 @@ def _plugin(errors, registries, kind, pluginName, nameKey, options, optionsKey, 
         parameter, validator = table[option]
         if validator is not None:
             try:
-                value = validator(value)
+                value = validator(value, directory) if getattr(validator, "relative", False) else validator(value)
             except _Invalid as e:
                 ok = False
                 errors.invalid(where, value, e)
@@ -1071,6 +1205,12 @@ def configFromDict(data, filename="<config>", directory=None, registries=None):
             config.pythonpath.append(resolved)
             if resolved not in sys.path:
                 sys.path.insert(0, resolved)
+
+    if "drain_time" in data:
+        try:
+            config.drainTime = _seconds(allowZero=True)(data["drain_time"])
+        except _Invalid as e:
+            errors.invalid("drain_time", data["drain_time"], e)
 
     if "shutdown_timeout" in data:
         try:
@@ -1264,9 +1404,12 @@ def configFromDict(data, filename="<config>", directory=None, registries=None):
             options = {k: v for k, v in entry.items() if k not in ("name", "plugin")}
             service = _plugin(
                 errors, registries, "service", plugin, pluginKey, options, key, key,
-                factoryClass=ServiceConfig, name=name,
+                factoryClass=ServiceConfig, name=name, directory=directory,
             )
             if service is not None:
+                if "paths" not in service.kwargs and registries("service").get(plugin).implementation == _LIVERELOAD:
+                    # livereload watches the static directory, else the file's own
+                    service.kwargs["paths"] = [config.static or directory]
                 config.services.append(service)
 
     # [[middleware]]
@@ -1288,6 +1431,7 @@ def configFromDict(data, filename="<config>", directory=None, registries=None):
                 config.middleware.append(mw)
 
     _mounts(errors, registries, data, config)
+    _admin(errors, data, config, directory)
 
     if config.web and config.transport is not None and not config.mounts and "mounts" not in data:
         implementation = registries("transport").get(config.transport.plugin).implementation
@@ -1300,6 +1444,218 @@ def configFromDict(data, filename="<config>", directory=None, registries=None):
 
     errors.raiseIfAny()
     return config
+
+
+def _numberText(value):
+    return "{:g}".format(value)
+
+
+class AdminConfig:
+    """
+    The C{[admin]} section: the operations listener (L{prism.admin}).
+
+    @ivar listen: endpoint strings (empty: no admin listener).
+    @ivar token: the admin token (L{str}), or L{None}.
+    @ivar tokenSource: C{"token"}, C{"token_file <path>"} or L{None}.
+    @ivar health: serve C{/health} (on the admin listener and, with
+        C{static}, on the main port).
+    @ivar pages: the names of the optional pages switched on
+        (C{"metrics"}; L{prism.admin.OPTIONAL_PAGES}).
+    @ivar dashboard: serve the status dashboard at C{/status}
+        (L{prism.status.StatusDashboard}).
+    @ivar dashboardInterval: seconds between the dashboard's samples.
+    @ivar dashboardHistory: samples the dashboard keeps and shows.
+    """
+
+    def __init__(self):
+        self.listen = []
+        self.token = None
+        self.tokenSource = None
+        self.health = True
+        self.pages = []
+        self.dashboard = False
+        self.dashboardInterval = 1.0
+        self.dashboardHistory = 120
+
+    def buildService(self, server):
+        """@return: a L{prism.admin.AdminService} (not started)."""
+        from twisted.python.reflect import namedAny
+
+        from prism.admin import OPTIONAL_PAGES, AdminService
+
+        pages = {name: namedAny(OPTIONAL_PAGES[name]) for name in self.pages}
+        if self.dashboard:
+            from prism.status import StatusDashboard
+
+            pages["status"] = StatusDashboard(server, interval=self.dashboardInterval, history=self.dashboardHistory)
+        return AdminService(server, self.listen, token=self.token, health=self.health, pages=pages)
+
+    def describe(self, web=False):
+        served = (["/health"] if self.health else []) + ["/" + name for name in self.pages]
+        if self.dashboard:
+            served.append("/status (dashboard: a sample every {} s, {} kept)".format(
+                _numberText(self.dashboardInterval), self.dashboardHistory))
+        if not self.listen:
+            return "/health on the main port" if web and self.health else "off"
+        text = "{} ({}, /drain{})".format(
+            ", ".join(self.listen),
+            ", ".join(served) if served else "no health check",
+            "; token from " + self.tokenSource if self.tokenSource else "; no token: /drain refused",
+        )
+        if web and self.health:
+            text += "; /health on the main port too"
+        return text
+
+
+def _admin(errors, data, config, directory):
+    """Validate C{[admin]} and C{drain_time} into C{config.admin}."""
+    from prism.admin import OPTIONAL_PAGES
+
+    admin = data.get("admin", {})
+    result = config.admin
+    if not isinstance(admin, dict):
+        errors.expected("admin", "a table ([admin])", admin)
+        return
+    _unknownKeys(errors, "admin", admin, ("listen", "token", "token_file", "health") + tuple(OPTIONAL_PAGES) + DASHBOARD_KEYS)
+    if "listen" in admin:
+        listen = admin["listen"]
+        if isinstance(listen, str):
+            listen = [listen]
+        if not isinstance(listen, list) or not listen:
+            errors.expected("admin.listen", "a non-empty array of Twisted endpoint strings", admin["listen"])
+        else:
+            for i, description in enumerate(listen):
+                key = "admin.listen[{}]".format(i) if isinstance(admin["listen"], list) else "admin.listen"
+                problem = checkEndpoint(description)
+                if problem is not None:
+                    errors.expected(key, 'a Twisted endpoint string (like "tcp:9001:interface=127.0.0.1")', description, problem)
+            result.listen = list(listen)
+    for key in ("health",) + tuple(OPTIONAL_PAGES):
+        if key in admin:
+            try:
+                on = _bool(admin[key])
+            except _Invalid as e:
+                errors.invalid("admin." + key, admin[key], e)
+                continue
+            if key == "health":
+                result.health = on
+            elif on:
+                problem = _importProblem(OPTIONAL_PAGES[key])
+                if problem is not None:
+                    errors.expected("admin." + key, "false (the {} page is not available)".format(key), admin[key], problem)
+                else:
+                    result.pages.append(key)
+    # token, token_file (never echo a token's value)
+    if "token" in admin and "token_file" in admin:
+        errors.add("admin.token_file", "expected either token or token_file, found both")
+    elif "token" in admin:
+        token = admin["token"]
+        if not isinstance(token, str):
+            errors.expected("admin.token", "a string", found=_describe(token).split(" ")[0])
+        elif len(token) < MIN_SECRET_LENGTH or token != token.strip():
+            errors.expected(
+                "admin.token",
+                "a string of at least {} characters, without surrounding whitespace".format(MIN_SECRET_LENGTH),
+                found="a string of {} characters".format(len(token)),
+            )
+        else:
+            result.token, result.tokenSource = token, "token"
+    elif "token_file" in admin:
+        name = admin["token_file"]
+        if not isinstance(name, str) or not name:
+            errors.expected("admin.token_file", "a file path (string)", name)
+        else:
+            resolved = os.path.normpath(os.path.join(directory, os.path.expanduser(name)))
+            try:
+                with open(resolved, "r", encoding="utf-8") as f:
+                    token = f.read().strip()
+            except (OSError, UnicodeDecodeError) as e:
+                errors.expected(
+                    "admin.token_file", "a readable UTF-8 text file", name,
+                    "{}: {}".format(resolved, getattr(e, "strerror", None) or e),
+                )
+            else:
+                if len(token) < MIN_SECRET_LENGTH:
+                    errors.expected(
+                        "admin.token_file",
+                        "a file holding at least {} characters".format(MIN_SECRET_LENGTH),
+                        found="{} characters in {}".format(len(token), resolved),
+                    )
+                else:
+                    result.token, result.tokenSource = token, "token_file " + resolved
+    if not result.listen:
+        for key in ("token", "token_file") + tuple(OPTIONAL_PAGES) + DASHBOARD_KEYS:
+            if key in admin and admin[key] is not False:
+                errors.add("admin." + key, "only used with admin.listen (the admin listener's endpoints); set it or remove " + key)
+    _dashboard(errors, admin, result)
+    # /health on the main port (static): nothing else may claim that path.
+    if config.web and result.health:
+        if not config.mounts and config.path.split("/")[1] == "health":
+            errors.add("path", '/health is the health check in a web site; choose another path or set [admin] health = false')
+        for mount in config.mounts:
+            if mount.path.split("/")[1] == "health":
+                errors.add(mount.key + ".path", '/health is the health check in a web site; choose another path or set [admin] health = false')
+
+
+DASHBOARD_KEYS = ("dashboard", "dashboard_interval", "dashboard_history")
+"""The C{[admin]} keys of the status dashboard (L{prism.status}; C{docs/status.md})."""
+
+
+def _dashboard(errors, admin, result):
+    """Validate C{[admin] dashboard}, C{dashboard_interval} and C{dashboard_history}."""
+    from prism.status import MAX_HISTORY
+
+    checks = (
+        ("dashboard", _bool),
+        ("dashboard_interval", _dashboardInterval),
+        ("dashboard_history", _dashboardHistory(MAX_HISTORY)),
+    )
+    values = {}
+    for key, check in checks:
+        if key in admin:
+            try:
+                values[key] = check(admin[key])
+            except _Invalid as e:
+                errors.invalid("admin." + key, admin[key], e)
+    if not values.get("dashboard"):
+        for key in ("dashboard_interval", "dashboard_history"):
+            if key in admin and result.listen:  # (without listen, already reported)
+                errors.add("admin." + key, "only used with admin.dashboard = true; set it or remove " + key)
+        return
+    if result.listen and result.token is None and "token" not in admin and "token_file" not in admin:
+        errors.add("admin.dashboard", "the status dashboard needs the admin token: set admin.token_file (or admin.token)")
+    result.dashboard = True
+    result.dashboardInterval = values.get("dashboard_interval", result.dashboardInterval)
+    result.dashboardHistory = values.get("dashboard_history", result.dashboardHistory)
+
+
+def _dashboardInterval(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.05 <= value <= 3600:
+        raise _Invalid("a number of seconds from 0.05 to 3600")
+    return value
+
+
+def _dashboardHistory(maximum):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+            raise _Invalid("an integer from 1 to {}".format(maximum))
+        return value
+
+    return check
+
+
+def _importProblem(dotted):
+    """@return: L{None} if C{dotted} names something that imports, else why not."""
+    import importlib
+
+    module, _, name = dotted.rpartition(".")
+    try:
+        getattr(importlib.import_module(module), name)
+    except ImportError as e:
+        return "cannot import {}: {}".format(dotted, e)
+    except Exception as e:  # AttributeError, or the module itself is broken
+        return "cannot import {}: {}: {}".format(dotted, type(e).__name__, e)
+    return None
 
 
 def _mounts(errors, registries, data, config):

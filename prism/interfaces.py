@@ -176,6 +176,13 @@ class IRequest(Interface):
     callbackId = Attribute("L{int} or L{None}: the request's callback id.")
     payload = Attribute("The decoded payload.")
     size = Attribute("L{int}: the size of the frame on the wire, in bytes.")
+    method = Attribute(
+        """
+        L{str} or L{None}: the method the request names (the RPC method,
+        the pubsub command) when its service declares C{namedRequests};
+        reported in logs (C{docs/logging.md}).
+        """
+    )
     session = Attribute(
         """
         The L{ISession} bound to the connection, loaded for services that
@@ -220,7 +227,8 @@ class ITransport(Interface):
         @param endpoint: a Twisted server endpoint string
             (C{"tcp:3001:interface=127.0.0.1"}, C{"unix:/run/prism.sock"},
             C{"ssl:…"}).
-        @return: a L{Deferred} firing with the L{IListeningPort}.
+        @return: a L{Deferred} firing with the
+            L{IListeningPort <twisted.internet.interfaces.IListeningPort>}.
         @raise PrismConfigError: if the transport cannot listen on sockets.
         """
 

@@ -1,6 +1,8 @@
 """
 The protective middleware: C{ratelimit}, C{maxsize} and C{auth}.
 
+For example::
+
     from prism.limits import Auth, MaxSize, RateLimit
 
     server.use(RateLimit(rate=50, burst=100, addressRate=200, addressBurst=400))
@@ -23,7 +25,7 @@ from zope.interface import implementer
 
 from prism.errors import PrismConfigError
 from prism.interfaces import IMiddleware
-from prism.middleware import DROP
+from prism.middleware import Drop
 
 __all__ = ["RateLimit", "MaxSize", "Auth", "RATE_LIMITED", "POLICY_VIOLATION"]
 
@@ -34,6 +36,10 @@ RATE_LIMITED = "rate_limited"
 """The error kind of L{RateLimit}'s warning."""
 
 SYSTEM = 0
+
+_LIMITED = Drop(kind=RATE_LIMITED)
+"""What L{RateLimit} returns for a refused message: a silent drop, counted
+as C{rate_limited} in C{prism_middleware_drops_total}."""
 
 
 def _defaultReactor():
@@ -97,6 +103,7 @@ class RateLimit:
     """
 
     log = Logger()
+    name = "ratelimit"
 
     def __init__(
         self,
@@ -182,21 +189,21 @@ class RateLimit:
         if self.action == "close":
             self.log.warn("rate limit: closing {peer}", peer=conn.peer)
             conn.close(POLICY_VIOLATION, "rate limit exceeded")
-            return DROP
+            return _LIMITED
         if self.pause:
             wait = (self.burst - state[0]) / self.rate
             if shared is not None:
                 wait = max(wait, (self.addressBurst - shared[0]) / self.addressRate)
             conn.pauseReading(min(wait, self.maxPause))
         if state[2]:
-            return DROP
+            return _LIMITED
         state[2] = True
         message = "rate limit exceeded ({:g} messages/s); messages are dropped".format(self.rate)
         if request.callbackId is not None:
             raise _serviceError(RATE_LIMITED, message)
         self.log.warn("rate limit: dropping messages from {peer}", peer=conn.peer)
         conn.sendFrame(_errorFrame(RATE_LIMITED, message))
-        return DROP
+        return _LIMITED
 
     def _forget(self, conn, code=None, reason=None):
         state = self.connections.pop(conn.id, None)
@@ -237,6 +244,8 @@ class MaxSize:
     @param services: C{{service name: limit in bytes}}.
     """
 
+    name = "maxsize"
+
     def __init__(self, limit=None, services=None):
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
             raise PrismConfigError("maxsize: limit must be a positive integer")
@@ -270,6 +279,8 @@ class Auth:
     store, asynchronously). Set the key from your login handler
     (C{request.session["user"] = name}).
     """
+
+    name = "auth"
 
     def __init__(self, services=None, methods=None, key="user", rpc="rpc"):
         self.services = frozenset(_names("auth: services", services))

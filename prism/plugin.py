@@ -2,8 +2,9 @@
 Plugin descriptors for dropins in C{twisted/plugins/}.
 
 A dropin only instantiates descriptors; each names its implementation by
-dotted path, resolved with L{namedAny} when the plugin is first used, so that
-importing a dropin does no work and never installs a reactor::
+dotted path, resolved with L{namedAny <twisted.python.reflect.namedAny>}
+when the plugin is first used, so that importing a dropin does no work and
+never installs a reactor::
 
     # twisted/plugins/prism_mypackage.py
     from prism.plugin import ServicePlugin

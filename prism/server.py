@@ -3,6 +3,8 @@ The Prism server: the kernel that multiplexes services over one connection
 per client, runs the middleware chain on every incoming message and manages
 sessions.
 
+For example::
+
     from prism.server import Server
     from prism.services.rpc import RPCService
 
@@ -31,7 +33,7 @@ from prism import wire
 from prism.errors import NoSuchSession, PrismConfigError, PrismError, ProtocolError
 from prism.events import EventBus
 from prism.interfaces import IConnection, IRequest
-from prism.middleware import Chain, Drop
+from prism.middleware import Chain, Drop, _requestFields, _requestLog
 from prism.sessioncodecs import sessionCodec as _sessionCodec
 from prism.sessions import MemorySessionStore, Session, newSessionId, sign
 
@@ -95,7 +97,9 @@ class ErrorEvent:
 class Request:
     """One incoming message; see L{prism.interfaces.IRequest}."""
 
-    __slots__ = ("server", "connection", "service", "serviceId", "callbackId", "payload", "size", "session")
+    # received: the reactor time it arrived, set only while requests are
+    # logged (Server.logRequests); left unset otherwise.
+    __slots__ = ("server", "connection", "service", "serviceId", "callbackId", "payload", "size", "session", "received")
 
     def __init__(self, server, connection, service, serviceId, callbackId, payload, size, session=None):
         self.server = server
@@ -115,14 +119,32 @@ class Request:
     def transport(self):
         return self.connection.transport
 
+    @property
+    def method(self):
+        """
+        The method this request names (the RPC method, the pubsub command)
+        for services that declare C{namedRequests}, else L{None}; for logs
+        and metrics (at most 100 characters).
+        """
+        return _methodOf(self.server._entries[self.serviceId], self.payload)
+
     def __repr__(self):
         return "<Request {} cb={} from {}>".format(self.service, self.callbackId, self.connection.peer)
+
+
+def _methodOf(entry, payload):
+    if entry.namedRequests and type(payload) is list and payload and type(payload[0]) is str:
+        return payload[0][:100]
+    return None
 
 
 class _Entry:
     """A registered service with everything the hot path needs precomputed."""
 
-    __slots__ = ("name", "id", "service", "codec", "decode", "callbacks", "sessions", "private", "prefix")
+    __slots__ = (
+        "name", "id", "service", "codec", "decode", "callbacks", "sessions", "private", "prefix", "namedRequests",
+        "received", "receivedBytes", "sent", "sentBytes",
+    )
 
     def __init__(self, name, serviceId, service):
         self.name = name
@@ -134,6 +156,10 @@ class _Entry:
         self.sessions = bool(getattr(service, "sessions", False))
         self.private = bool(getattr(service, "private", False))
         self.prefix = wire.ALPHABET[serviceId]
+        # The payload is ["method", …] (rpc, pubsub): logs report the method.
+        self.namedRequests = bool(getattr(service, "namedRequests", False))
+        # Traffic: messages and their size, counted only while metrics are on.
+        self.received = self.receivedBytes = self.sent = self.sentBytes = 0
 
     def describe(self):
         return [self.name, self.id, self.codec.name, self.callbacks]
@@ -156,6 +182,7 @@ class Connection:
         self._link = link
         self._write = link.write
         self._writePrepared = getattr(link, "writePrepared", None)
+        self._metrics = server.metrics  # counts what is sent (prism.metrics), or None
         self._newSession = newSession  # issued for this connection, not yet stored
         self._session = None  # the cached Session (cache_sessions on)
         self._queue = None  # frames held while the session is being bound
@@ -187,10 +214,15 @@ class Connection:
             self._write(head.encode("ascii") + payload, True)
         else:
             self._write(head + payload, False)
+        if self._metrics is not None:
+            entry.sent += 1
+            entry.sentBytes += len(head) + len(payload)
 
     def sendFrame(self, frame, isBinary=False):
         if self.open:
             self._write(frame, isBinary)
+            if self._metrics is not None:
+                self._metrics._sent(frame)
 
     def sendPrepared(self, prepared):
         """
@@ -202,10 +234,20 @@ class Connection:
                 self._writePrepared(prepared)
             else:
                 self._write(prepared.frame, prepared.isBinary)
+            metrics = self._metrics
+            if metrics is not None:
+                if prepared.meter is not metrics:  # once per fan-out
+                    metrics._prepared(prepared)
+                entry = prepared.entry
+                entry.sent += 1
+                entry.sentBytes += len(prepared.frame)
 
     def sendError(self, serviceId, callbackId, kind, message, tb=None):
         if self.open:
-            self._write(wire.encodeError(serviceId, callbackId, kind, message, tb), False)
+            frame = wire.encodeError(serviceId, callbackId, kind, message, tb)
+            self._write(frame, False)
+            if self._metrics is not None:
+                self._metrics._sent(frame)
 
     def close(self, code=1000, reason=""):
         if self.open:
@@ -271,7 +313,7 @@ class Connection:
         self._newSession = True
         self._session = None
         if self.welcomed:
-            self._write(wire.header(SYSTEM) + wire._jsonEncode(["session", self.sessionToken]), False)
+            self.sendFrame(wire.header(SYSTEM) + wire._jsonEncode(["session", self.sessionToken]))
 
     def _storeNewSession(self):
         """
@@ -349,7 +391,9 @@ class Server:
     @param cacheSessions: keep each connection's session in RAM and write
         changes back (the default; needs sticky sessions behind a load
         balancer), or read the store on every message.
-    @param logRequests: log every incoming request through L{twisted.logger}.
+    @param logRequests: log every request through L{twisted.logger} when
+        it is done (event namespace C{prism.request}, with its latency; see
+        C{docs/logging.md}).
     @param reactor: the reactor; the global one by default, resolved lazily.
     """
 
@@ -360,6 +404,9 @@ class Server:
     to finish before it closes the connections."""
 
     _stopping = False
+    draining = False
+    """Whether the server is draining (L{drain}); see L{state}."""
+    drainedAt = None  # reactor time the current drain began
     _inflight = 0  # requests whose handler returned a Deferred, not yet answered
     _drained = None  # a Deferred L{stop} waits on while _inflight > 0
 
@@ -389,6 +436,7 @@ class Server:
         self.sessionCookie = sessionCookie if sessionCookie is not None else self.sessionCodec.cookieName
         self.cacheSessions = cacheSessions
         self.logRequests = logRequests
+        self.metrics = None  # a prism.metrics.Metrics once enableMetrics() was called
         self.events = EventBus()
         self.sessionStoreDown = False  # set by a shared store while it cannot reach its server
         bind = getattr(self.sessionStore, "bind", None)
@@ -473,6 +521,24 @@ class Server:
         """@return: the numeric id of the service called C{name}."""
         return self._byName[name].id
 
+    def enableMetrics(self, **options):
+        """
+        Start counting what C{prism.metrics} reports (connections, messages
+        and bytes per service, errors, middleware drops, RPC latency,
+        pubsub, the session store; C{docs/metrics.md}). Before or after
+        L{start}; later calls return the same object and ignore C{options}.
+        Serve the figures with L{prism.metrics.MetricsResource}.
+
+        @param options: for L{prism.metrics.Metrics} (C{rpcBuckets},
+            C{process}).
+        @return: the L{prism.metrics.Metrics}, also C{server.metrics}.
+        """
+        if self.metrics is None:
+            from prism.metrics import Metrics
+
+            self.metrics = Metrics(self, **options)
+        return self.metrics
+
     # -- lifecycle
 
     def start(self):
@@ -501,7 +567,8 @@ class Server:
 
         @param transport: the transport for this endpoint (the server's
             default when omitted).
-        @return: a L{Deferred} firing with the L{IListeningPort}.
+        @return: a L{Deferred} firing with the
+            L{IListeningPort <twisted.internet.interfaces.IListeningPort>}.
         """
         if not self.running:
             self.start()
@@ -563,6 +630,40 @@ class Server:
 
         return browserAssets(self)
 
+    @property
+    def state(self):
+        """
+        C{"running"}, C{"draining"} (L{drain}), C{"stopping"} (L{stop} under
+        way) or C{"stopped"} (not started, or stopped). Health checks
+        (L{prism.admin}) answer 200 only while C{"running"}.
+        """
+        if self._stopping:
+            return "stopping"
+        if not self.running:
+            return "stopped"
+        return "draining" if self.draining else "running"
+
+    def drain(self):
+        """
+        Start draining: health checks fail (503), so that a load balancer
+        sends new clients to other nodes; everything else goes on (the
+        ports accept, connected clients are served). Emits C{drain}.
+        L{stop} ends it; so does L{undrain}.
+        """
+        if not self.draining:
+            self.draining = True
+            self.drainedAt = self.reactor.seconds()
+            self.log.info("Prism draining: health checks now fail; {count} client(s) connected", count=len(self.connections))
+            self.events.emit("drain")
+
+    def undrain(self):
+        """Stop draining (health checks pass again). Emits C{undrain}."""
+        if self.draining:
+            self.draining = False
+            self.drainedAt = None
+            self.log.info("Prism no longer draining")
+            self.events.emit("undrain")
+
     def stop(self, reason="server shutting down", timeout=None):
         """
         Stop gracefully: stop listening, tell every client the server is going
@@ -603,6 +704,8 @@ class Server:
                     stops.append(maybeDeferred(stop))
             self.running = False
             self._stopping = False
+            self.draining = False
+            self.drainedAt = None
             return DeferredList(stops, consumeErrors=True)
 
         return d.addCallback(stopServices).addCallback(lambda _: None)
@@ -660,6 +763,8 @@ class Server:
         )
         conn.cookieIssued = newSession
         self.connections[conn.id] = conn
+        if self.metrics is not None:
+            self.metrics._connectionMade(conn)
         if token and sessionId is None:
             # Not sent now: the transport may still be in its handshake. The
             # system service tells a debug-mode client when it says hello.
@@ -689,6 +794,8 @@ class Server:
 
     def _connectionLost(self, conn, code, reason):
         self.connections.pop(conn.id, None)
+        if self.metrics is not None:
+            self.metrics._connectionLost(conn, code)
         if conn.welcomed:
             self._notifyServices("disconnected", conn)
         session, conn._session = conn._session, None
@@ -707,6 +814,9 @@ class Server:
         if sid >= len(entries):
             return self._error("unknown_service", "no service has id {}".format(sid), conn, None, cb, None, sid=sid)
         entry = entries[sid]
+        if self.metrics is not None:
+            entry.received += 1
+            entry.receivedBytes += len(frame)
         if isError:
             return self._error("malformed", "clients may not send error frames", conn, entry, cb, None)
         try:
@@ -722,41 +832,36 @@ class Server:
         request = Request(self, conn, entry.name, sid, cb, value, len(frame))
         if sid == SYSTEM:
             return self._handle(entry, request)
-        if self._stopping:
-            return self._error("going_away", "the server is shutting down", conn, entry, cb, None)
         if self.logRequests:
-            self.log.info(
-                "{peer} -> {service} cb={callbackId} ({size} bytes)",
-                peer=conn.peer,
-                service=entry.name,
-                callbackId=cb,
-                size=request.size,
-            )
+            request.received = self.reactor.seconds()  # logged when done (_requestDone)
+        if self._stopping:
+            return self._error("going_away", "the server is shutting down", conn, entry, cb, None, request=request)
         if self._chain._steps:  # (a list: no Python-level __bool__ per message)
             try:
                 result = self._chain.run(request)
             except Exception:
-                return self._error("handler", None, conn, entry, cb, Failure())
+                return self._middlewareFailed(Failure(), conn, entry, cb, request)
             if isinstance(result, Deferred):
                 # Asynchronous middleware: later frames of this connection
                 # wait, so that messages reach their services in order.
                 conn._hold()
-                result.addCallbacks(
-                    self._afterMiddleware, self._middlewareFailed, (conn, entry, cb), None, (conn, entry, cb)
-                )
+                args = (conn, entry, cb, request)
+                result.addCallbacks(self._afterMiddleware, self._middlewareFailed, args, None, args)
                 result.addBoth(conn._release)
                 return
-            return self._afterMiddleware(result, conn, entry, cb)
+            return self._afterMiddleware(result, conn, entry, cb, request)
         if entry.sessions:
             return self._withSession(entry, request)
         return self._handle(entry, request)
 
-    def _middlewareFailed(self, failure, conn, entry, cb):
-        self._error("handler", None, conn, entry, cb, failure)
+    def _middlewareFailed(self, failure, conn, entry, cb, request=None):
+        if self.metrics is not None:
+            self.metrics._dropped(self._chain.droppedBy, failure)
+        self._error("handler", None, conn, entry, cb, failure, request=request)
 
-    def _afterMiddleware(self, result, conn, entry, cb):
+    def _afterMiddleware(self, result, conn, entry, cb, request=None):
         if isinstance(result, Drop):
-            return self._drop(conn, entry, cb, result.reason)
+            return self._drop(conn, entry, cb, result, request)
         if entry.sessions:
             return self._withSession(entry, result)
         return self._handle(entry, result)
@@ -764,7 +869,9 @@ class Server:
     def _withSession(self, entry, request):
         conn = request.connection
         if self.sessionStoreDown:
-            return self._error("session", SESSION_STORE_UNAVAILABLE, conn, entry, request.callbackId, None)
+            return self._error(
+                "session", SESSION_STORE_UNAVAILABLE, conn, entry, request.callbackId, None, request=request
+            )
         session = conn.getSession()
         if not isinstance(session, Deferred):
             request.session = session
@@ -778,7 +885,8 @@ class Server:
             self._handle(entry, request)
 
         def failed(f):
-            self._error("session", "cannot load the session: {}".format(f.getErrorMessage()), conn, entry, request.callbackId, f)
+            message = "cannot load the session: {}".format(f.getErrorMessage())
+            self._error("session", message, conn, entry, request.callbackId, f, request=request)
 
         session.addCallbacks(bound, failed).addBoth(lambda _: conn._release())
         return None
@@ -788,7 +896,7 @@ class Server:
         try:
             result = entry.service.messageReceived(request)
         except Exception:
-            return self._error("handler", None, conn, entry, request.callbackId, Failure())
+            return self._error("handler", None, conn, entry, request.callbackId, Failure(), request=request)
         cb = request.callbackId
         if result.__class__ not in _PLAIN:  # skip two checks for plain values
             if iscoroutine(result):
@@ -799,39 +907,76 @@ class Server:
             try:
                 payload, isBinary = entry.codec.encode(result)
             except Exception:
-                return self._error("handler", "cannot encode the result", conn, entry, cb, Failure())
+                return self._error("handler", "cannot encode the result", conn, entry, cb, Failure(), request=request)
             if isBinary:
-                conn._write((entry.prefix + str(cb) + "|").encode("ascii") + payload, True)
+                frame = (entry.prefix + str(cb) + "|").encode("ascii") + payload
             else:
-                conn._write(entry.prefix + str(cb) + "|" + payload, False)
+                frame = entry.prefix + str(cb) + "|" + payload
+            conn._write(frame, isBinary)
+            if self.metrics is not None:
+                entry.sent += 1
+                entry.sentBytes += len(frame)
         session = request.session
         if session is not None and session.dirty:
             self._saveSession(session)
+        if self.logRequests:
+            self._requestDone(request, entry, None, entry.callbacks and cb is not None and conn.open)
         return None
 
     def _handleDeferred(self, result, conn, entry, request, cb):
         self._inflight += 1  # stop() waits for it
         if entry.callbacks and cb is not None:
-            result.addCallbacks(self._reply, self._handlerFailed, (conn, entry, cb), None, (conn, entry, cb))
+            args = (conn, entry, cb, request)
+            result.addCallbacks(self._reply, self._handlerFailed, args, None, args)
         else:
-            result.addErrback(self._handlerFailed, conn, entry, None)
+            if self.logRequests:
+                result.addCallback(self._doneWithoutReply, entry, request)
+            result.addErrback(self._handlerFailed, conn, entry, None, request)
         if request.session is not None:
             result.addBoth(self._afterHandler, request.session)
         result.addBoth(self._settled)
         return None
 
-    def _reply(self, result, conn, entry, cb):
-        if result is NO_REPLY or not conn.open:
-            return None
-        try:
-            conn.send(entry.id, result, cb)
-        except Exception:
-            self._error("handler", "cannot encode the result", conn, entry, cb, Failure())
+    def _reply(self, result, conn, entry, cb, request=None):
+        if result is not NO_REPLY and conn.open:
+            try:
+                conn.send(entry.id, result, cb)
+            except Exception:
+                self._error("handler", "cannot encode the result", conn, entry, cb, Failure(), request=request)
+                return None
+        if request is not None and self.logRequests:
+            self._requestDone(request, entry, None, conn.open)
         return None
 
-    def _handlerFailed(self, failure, conn, entry, cb):
-        self._error("handler", None, conn, entry, cb, failure)
+    def _doneWithoutReply(self, result, entry, request):
+        self._requestDone(request, entry, None, False)
+        return result
+
+    def _handlerFailed(self, failure, conn, entry, cb, request=None):
+        self._error("handler", None, conn, entry, cb, failure, request=request)
         return None
+
+    def _requestDone(self, request, entry, kind, replied):
+        """
+        Log a request that is done (C{logRequests}): one C{prism.request}
+        event with the fields of C{docs/logging.md}; C{latency} when it got
+        a reply (or an error reply), C{kind} when it failed.
+        """
+        received = getattr(request, "received", None)
+        if received is None:  # the system service; or logging began after it arrived
+            return
+        request.received = None  # one event per request
+        latency = self.reactor.seconds() - received if replied else None
+        fields = _requestFields(request)
+        text = "{peer} -> {service}"
+        if fields["method"] is not None:
+            text += " {method}"
+        text += " cb={callbackId} ({size} bytes)"
+        if kind is not None:
+            text += ": {kind} error" if latency is None else ": {kind} error in {latency:.6f} s"
+        elif latency is not None:
+            text += ": replied in {latency:.6f} s"
+        _requestLog.info(text, latency=latency, kind=kind, **fields)
 
     def _afterHandler(self, result, session):
         if session.dirty:
@@ -860,11 +1005,14 @@ class Server:
 
     # -- errors
 
-    def _error(self, kind, message, conn, entry, cb, failure, send=True, sid=None):
+    def _error(self, kind, message, conn, entry, cb, failure, send=True, sid=None, request=None):
         """
         Contain an error: log it, emit it on the event bus, and tell the
         client when it answers a request (always) or, in debug mode, when it
-        concerns a frame without callback id.
+        concerns a frame without callback id. The log event carries the
+        fields of C{docs/logging.md} (C{kind}, C{message}, C{connection},
+        C{peer}, C{transport}, C{service}, C{method}, C{callbackId}); with
+        C{logRequests}, the C{request} is also logged as done.
         """
         if failure is not None:
             exc = failure.value
@@ -872,50 +1020,57 @@ class Server:
                 message = str(exc) or type(exc).__name__
             kind = getattr(exc, "kind", kind) if isinstance(exc, (ServiceError, ProtocolError)) else kind
         service = entry.name if entry is not None else None
+        if self.metrics is not None:
+            self.metrics._error(kind, service)
+        fields = {
+            "kind": kind,
+            "message": message,
+            "connection": conn.id if conn is not None else None,
+            "peer": conn.peer if conn is not None else None,
+            "transport": conn.transport if conn is not None else None,
+            "service": service,
+            "method": _methodOf(entry, request.payload) if request is not None and entry is not None else None,
+            "callbackId": cb,
+        }
         if failure is not None and kind == "handler":
-            self.log.failure(
-                "{service} handler failed for {peer}: {message}",
-                failure=failure,
-                service=service,
-                peer=conn.peer if conn is not None else None,
-                message=message,
-                kind=kind,
-            )
+            self.log.failure("{service} handler failed for {peer}: {message}", failure=failure, **fields)
         else:
-            self.log.warn(
-                "prism {kind} error from {peer}: {message}",
-                kind=kind,
-                message=message,
-                service=service,
-                peer=conn.peer if conn is not None else None,
-            )
+            self.log.warn("prism {kind} error from {peer}: {message}", **fields)
         if self.events.has("error"):
             self.events.emit("error", ErrorEvent(kind, message, conn, service, cb, failure))
-        if not send or conn is None or not conn.open:
-            return None
-        tb = None
-        if self.debug and failure is not None and not isinstance(failure.value, (ServiceError, ProtocolError)):
-            tb = "".join(_traceback.format_exception(failure.type, failure.value, failure.getTracebackObject()))
-        if cb is not None and (entry is not None or sid is not None):
-            conn.sendError(entry.id if entry is not None else sid, cb, kind, message, tb)
-        elif self.debug:
-            conn.sendError(SYSTEM, None, kind, message, tb)
+        replied = False
+        if send and conn is not None and conn.open:
+            tb = None
+            if self.debug and failure is not None and not isinstance(failure.value, (ServiceError, ProtocolError)):
+                tb = "".join(_traceback.format_exception(failure.type, failure.value, failure.getTracebackObject()))
+            if cb is not None and (entry is not None or sid is not None):
+                conn.sendError(entry.id if entry is not None else sid, cb, kind, message, tb)
+                replied = True
+            elif self.debug:
+                conn.sendError(SYSTEM, None, kind, message, tb)
+        if request is not None and self.logRequests:
+            self._requestDone(request, entry, kind, replied)
         return None
 
-    def _drop(self, conn, entry, cb, reason):
+    def _drop(self, conn, entry, cb, drop, request=None):
         """
         Report a request dropped by middleware: L{prism.middleware.DROP}
         silently (a C{drop} event and a debug log line); a C{Drop(reason)} as
-        a C{dropped} error, contained like any other (logged, emitted as
-        C{error}, answered when the request has a callback id, and otherwise
-        only in debug mode, on the system service).
+        an error of kind C{dropped} (or the drop's C{kind}), contained like
+        any other (logged, emitted as C{error}, answered when the request
+        has a callback id, and otherwise only in debug mode, on the system
+        service).
         """
+        if self.metrics is not None:
+            self.metrics._dropped(self._chain.droppedBy, drop)
         if self.events.has("drop"):
-            self.events.emit("drop", conn, entry.name, reason)
-        if reason is None:
-            self.log.debug("dropped a request for {service}", service=entry.name)
+            self.events.emit("drop", conn, entry.name, drop.reason)
+        if drop.reason is None:
+            self.log.debug("dropped a request for {service}", service=entry.name, connection=conn.id, peer=conn.peer)
+            if request is not None and self.logRequests:
+                self._requestDone(request, entry, drop.kind or "dropped", False)
             return None
-        return self._error("dropped", reason, conn, entry, cb, None)
+        return self._error(drop.kind or "dropped", drop.reason, conn, entry, cb, None, request=request)
 
 
 class PreparedFrame:
@@ -927,14 +1082,27 @@ class PreparedFrame:
 
     @ivar frame: the frame (L{str} for text, L{bytes} for binary).
     @ivar isBinary: L{bool}.
+    @ivar meter: the L{prism.metrics.Metrics} that counts this frame's
+        deliveries, once one did (else L{None}); C{entry} then holds the
+        counters of its service.
     """
 
-    __slots__ = ("frame", "isBinary", "cache")
+    __slots__ = ("frame", "isBinary", "cache", "meter", "entry")
 
     def __init__(self, frame, isBinary=False):
         self.frame = frame
         self.isBinary = isBinary
         self.cache = None
+        self.meter = None
+        self.entry = None
+
+
+def _serviceIdOf(frame):
+    """@return: the service id a frame starts with; -1 when it starts with none."""
+    try:
+        return wire._SID.get(frame[0], -1) if frame.__class__ is str else wire._SID_BYTE[frame[0]]
+    except (IndexError, TypeError):
+        return -1
 
 
 def _fireThenPass(result, waiter):

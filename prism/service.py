@@ -1,24 +1,32 @@
 """
 Run a Prism server as a L{twisted.application.service.IService}: a child of
-an existing L{Application}/L{MultiService}, or the service C{twistd prism}
+an existing L{Application <twisted.application.service.Application>}/L{MultiService
+<twisted.application.service.MultiService>}, or the service C{twistd prism}
 builds.
+
+For example::
 
     from prism.service import PrismService
     PrismService(server, ["tcp:3001"]).setServiceParent(application)
 """
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.logger import Logger
 
-__all__ = ["PrismService"]
+__all__ = ["OrderedMultiService", "PrismService"]
 
 
 class PrismService(Service):
     """
     Starts C{server} and listens on C{endpoints} when started; stops it
-    gracefully (clients are told the server is going away) when stopped.
+    gracefully (clients are told the server is going away) when stopped,
+    after draining for C{drainTime} seconds.
 
+    @param drainTime: seconds to drain (L{prism.server.Server.drain}: health
+        checks fail, so a load balancer sends new clients elsewhere, while
+        connected clients keep working and the ports keep accepting) before
+        the graceful stop. C{0}, the default, stops at once.
     @ivar ports: the listening ports, once started.
     """
 
@@ -27,9 +35,10 @@ class PrismService(Service):
     closeTimeout = 5.0
     """Seconds L{stopService} waits for clients to complete the closing handshake."""
 
-    def __init__(self, server, endpoints=()):
+    def __init__(self, server, endpoints=(), drainTime=0):
         self.server = server
         self.endpoints = list(endpoints)
+        self.drainTime = drainTime
         self.ports = []
         self.listening = None
 
@@ -55,12 +64,40 @@ class PrismService(Service):
 
     def stopService(self):
         """
-        Stop gracefully; the returned L{Deferred} fires once every client
-        has completed its closing handshake (or C{closeTimeout} seconds
-        passed), so that C{twistd} and C{twist} do not tear down connections
-        that are still closing when they stop the reactor.
+        Drain for C{drainTime} seconds (less the time already spent
+        draining, if an operator started it), then stop gracefully; the
+        returned L{Deferred} fires once every client has completed its
+        closing handshake (or C{closeTimeout} seconds passed), so that
+        C{twistd} and C{twist} do not tear down connections that are still
+        closing when they stop the reactor.
         """
         Service.stopService(self)
+        d = self._drainFirst()
+        d.addCallback(lambda _: self._gracefulStop())
+        return d
+
+    def _drainFirst(self):
+        """@return: a L{Deferred} firing once the drain time has passed."""
+        server = self.server
+        if not self.drainTime or not server.running:
+            return succeed(None)
+        server.drain()
+        since = getattr(server, "drainedAt", None)
+        elapsed = server.reactor.seconds() - since if since is not None else 0
+        remaining = max(0.0, self.drainTime - elapsed)
+        if not remaining:
+            return succeed(None)
+        self.log.info(
+            "Prism draining for {seconds:.1f} s before stopping ({count} client(s) connected)",
+            seconds=remaining,
+            count=len(server.connections),
+        )
+        from twisted.internet.task import deferLater
+
+        return deferLater(server.reactor, remaining, lambda: None)
+
+    def _gracefulStop(self):
+        """Stop the server gracefully, then wait for the closing handshakes."""
         d = self.server.stop()
         d.addCallback(lambda _: self._drained())
         return d
@@ -87,3 +124,26 @@ class PrismService(Service):
         timer = server.reactor.callLater(self.closeTimeout, finish)
         server.events.on("disconnect", check)
         return done
+
+
+class OrderedMultiService(MultiService):
+    """
+    A L{MultiService} that stops its children one at a time, the last added
+    first, each once the previous one has stopped (L{MultiService} stops
+    them all at once). The configuration's service tree adds the admin
+    listener before the Prism service, so that health checks answer 503
+    during the drain and the graceful stop rather than being refused.
+    """
+
+    def stopService(self):
+        Service.stopService(self)
+        children = list(self)
+        children.reverse()
+        d = succeed(None)
+        for child in children:
+            d.addCallback(lambda _, child=child: maybeDeferred(child.stopService))
+            d.addErrback(self._stopFailed, child)
+        return d
+
+    def _stopFailed(self, failure, child):
+        PrismService.log.failure("stopping {child} failed", failure=failure, child=child)

@@ -189,16 +189,16 @@ class FlaskCodec:
     """
     C{Flask-Session} 0.8 with the Redis backend (C{SESSION_TYPE = "redis"}).
 
+    The store holds msgpack (C{SESSION_SERIALIZATION_FORMAT = "msgpack"},
+    the default; JSON is read too). Flask-Session's last resort for data it
+    cannot decode is C{pickle.loads}; Prism never unpickles: such data is
+    refused.
+
     @param signed: the app sets C{SESSION_USE_SIGNER = True} (then the
         cookie is C{<id>.<signature>}, as C{itsdangerous.Signer(secret_key,
         salt="flask-session", key_derivation="hmac")} makes it, and unsigned
         or tampered cookies are refused); with C{False} the cookie is the
         bare id, as Flask-Session's default.
-
-    The store holds msgpack (C{SESSION_SERIALIZATION_FORMAT = "msgpack"},
-    the default; JSON is read too). Flask-Session's last resort for data it
-    cannot decode is C{pickle.loads}; Prism never unpickles: such data is
-    refused.
     """
 
     name = "flask"

@@ -1,12 +1,15 @@
 """
 The C{twistd prism} / C{twist prism} plugin.
 
-    twistd -n prism --config prism.toml [--listen tcp:3001] [--debug]
+Usage::
+
+    twistd -n prism --config prism.toml [--listen tcp:3001] [--admin-listen tcp:9001] [--debug]
     twistd -n prism --listen tcp:3001 --service echo --service rpc \\
         --rpc-handlers myapp.rpc --debug
 
 With C{--config}, the TOML file (C{docs/configuration.md}) declares
-everything; C{--listen} (repeatable) replaces its C{listen} and C{--debug} and
+everything; C{--listen} (repeatable) replaces its C{listen},
+C{--admin-listen} (repeatable) its C{[admin] listen}, and C{--debug} and
 C{--log-requests} switch those on. Without it, the flags alone describe the
 server.
 
@@ -45,12 +48,17 @@ class Options(usage.Options):
     def __init__(self):
         usage.Options.__init__(self)
         self["listen"] = []
+        self["admin-listen"] = []
         self["service"] = []
         self.config = None
 
     def opt_listen(self, endpoint):
         """Twisted endpoint string to listen on (repeatable; default tcp:3001)."""
         self["listen"].append(endpoint)
+
+    def opt_admin_listen(self, endpoint):
+        """Twisted endpoint string for the admin listener, replacing [admin] listen (repeatable; needs --config)."""
+        self["admin-listen"].append(endpoint)
 
     def opt_service(self, name):
         """Service plugin to register, in order (repeatable; default echo and rpc)."""
@@ -86,6 +94,7 @@ class Options(usage.Options):
             listen=self["listen"] or None,
             debug=True if self["debug"] else None,
             logRequests=True if self["log-requests"] else None,
+            adminListen=self["admin-listen"] or None,
         )
         self.config = config
         self.server = config.buildServer()
@@ -94,6 +103,9 @@ class Options(usage.Options):
     def _fromFlags(self):
         from prism._plugins import Registry
         from prism.server import Server
+
+        if self["admin-listen"]:
+            raise usage.UsageError("--admin-listen needs --config (the file's [admin] section configures the admin listener)")
 
         if not self["listen"]:
             self["listen"] = ["tcp:3001"]

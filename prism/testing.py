@@ -45,8 +45,8 @@ __all__ = [
 def resultOf(d):
     """
     @return: the result a L{Deferred} has already fired with.
-    @raise: the failure's exception, if it failed; C{AssertionError} if it
-        has not fired.
+    @raise Exception: the failure's exception, if it failed;
+        C{AssertionError} if it has not fired.
     """
     if not isinstance(d, Deferred):
         return d

@@ -22,7 +22,13 @@ PYPY = platform.python_implementation() == "PyPy"
 # below says so in every PyPy run's output). collect_ignore covers directory
 # runs; a file named on the command line is collected anyway, so its tests
 # are deselected too (and a run of nothing else still passes).
-BROWSER_TESTS = ("test_browser.py", "test_browser_fallback.py", "test_sockjs_browser.py")
+BROWSER_TESTS = (
+    "test_browser.py",
+    "test_browser_fallback.py",
+    "test_sockjs_browser.py",
+    "test_todo_example.py",
+    "test_status_browser.py",
+)
 collect_ignore = list(BROWSER_TESTS) if PYPY else []
 
 

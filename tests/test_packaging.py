@@ -103,6 +103,11 @@ def test_wheelShipsTheJavaScriptClient(wheelNames):
     assert expected - set(wheelNames) == set()
 
 
+def test_wheelShipsTheStatusPage(wheelNames):
+    """prism/static/status.html is package data: prism.status reads it from the wheel."""
+    assert "prism/static/status.html" in wheelNames
+
+
 def test_wheelLeavesOutWhatMustNotShip(wheelNames):
     assert "twisted/__init__.py" not in wheelNames
     assert "twisted/plugins/__init__.py" not in wheelNames

@@ -2,6 +2,8 @@
 The C{pubsub} service: channels, glob patterns, presence, history and
 recovery, on one process (C{engine="memory"}) or many (C{engine="redis"}).
 
+For example::
+
     from prism.services.pubsub import PubSubService
 
     def authorize(request, action, channel):       # "subscribe", "publish", "presence"
@@ -110,10 +112,17 @@ class PubSubService(Service):
     @param sessions: load the session for every message (for C{authorize}
         hooks that read C{request.session}).
     @param redisRetry: C{(initial, maximum)} reconnection delays to Redis.
+
+    @ivar published: C{{"client": n, "server": n}}: publications made on
+        this node by clients and through C{server.api.pubsub} (C{publish},
+        C{publishTo}, C{publishToSession}, C{broadcast}); for metrics.
+    @ivar delivered: messages written to this node's subscribers (one per
+        connection); for metrics.
     """
 
     codec = "json"
     callbacks = True
+    namedRequests = True  # logs report the command ("sub", "pub", …) as the method
     log = Logger()
 
     def __init__(
@@ -169,6 +178,8 @@ class PubSubService(Service):
         self._subs = {}  # connection id -> {channel or pattern: True}
         self.local = {}  # channel -> {connection id: presence info} of this node
         self._head = None
+        self.published = {"client": 0, "server": 0}
+        self.delivered = 0
 
     # -- lifecycle
 
@@ -257,6 +268,7 @@ class PubSubService(Service):
     def _clientPublish(self, request, channel, data, options):
         conn = request.connection
         exclude = conn.id if options.get("exclude", self.excludeSender) else None
+        self.published["client"] += 1
         return _then(self.engine.publish(channel, data, exclude), _position)
 
     def _subscribe(self, request, name, options):
@@ -339,7 +351,9 @@ class PubSubService(Service):
 
     def _fanOut(self, members, value, exclude):
         prepared = PreparedFrame(self._head + _encode(value))  # encoded once, for every subscriber
-        for conn in list(members.values()):
+        targets = list(members.values())
+        self.delivered += len(targets) - 1 if exclude is not None and exclude in members else len(targets)
+        for conn in targets:
             if conn.id != exclude:
                 conn.sendPrepared(prepared)
 
@@ -354,6 +368,7 @@ class PubSubService(Service):
             targets = [c for c in connections.values() if c.welcomed]
         if targets:
             prepared = PreparedFrame(self._head + _encode(["m", channel, data]))
+            self.delivered += len(targets)
             for conn in targets:
                 conn.sendPrepared(prepared)
 
@@ -412,6 +427,7 @@ class PubSubAPI:
         """
         if not validChannel(channel):
             raise ServiceError("invalid", "bad channel name {!r}".format(channel))
+        self._service.published["server"] += 1
         return maybeDeferred(self._service.engine.publish, channel, data, None).addCallback(_position)
 
     def publishTo(self, connectionId, channel, data):
@@ -429,6 +445,7 @@ class PubSubAPI:
     def _control(self, kind, target, channel, data):
         if not validChannel(channel):
             raise ServiceError("invalid", "bad channel name {!r}".format(channel))
+        self._service.published["server"] += 1
         return maybeDeferred(self._service.engine.control, kind, target, channel, data)
 
     def presence(self, channel):

@@ -209,6 +209,7 @@ class RPCService(Service):
 
     codec = "json"
     callbacks = True
+    namedRequests = True  # logs and metrics report call[0] as the method
 
     def __init__(self, handlers=None, sessions=False, authorize=None):
         self.handlers = loadHandlers(handlers)
@@ -231,15 +232,38 @@ class RPCService(Service):
         call = request.payload
         if type(call) is not list or not call or type(call[0]) is not str:
             raise ServiceError("malformed", 'an RPC call is ["method", arg, …]')
+        metrics = self.server.metrics
+        if metrics is not None and call[0] in self._table:  # (only known methods: a bounded label)
+            return self._timed(metrics.rpcHistogram(self.name, call[0]), request, call)
         if self.authorize is not None:
-            verdict = self.authorize(request, call[0], call[1:])
-            if verdict is not True:
-                if iscoroutine(verdict):
-                    verdict = Deferred.fromCoroutine(verdict)
-                if isinstance(verdict, Deferred):
-                    return verdict.addCallback(self._authorized, request, call, 0)
-                if not verdict:
-                    raise _forbidden(call[0])
+            return self._authorize(request, call)
+        return self._call(request, call)
+
+    def _timed(self, histogram, request, call):
+        """Run a call, observing its latency (to its result or failure) in C{histogram}."""
+        seconds = self.server.reactor.seconds
+        start = seconds()
+        try:
+            result = self._authorize(request, call) if self.authorize is not None else self._call(request, call)
+        except Exception:
+            histogram.observe(seconds() - start)
+            raise
+        if iscoroutine(result):
+            result = Deferred.fromCoroutine(result)
+        if isinstance(result, Deferred):
+            return result.addBoth(_observed, histogram, seconds, start)
+        histogram.observe(seconds() - start)
+        return result
+
+    def _authorize(self, request, call):
+        verdict = self.authorize(request, call[0], call[1:])
+        if verdict is not True:
+            if iscoroutine(verdict):
+                verdict = Deferred.fromCoroutine(verdict)
+            if isinstance(verdict, Deferred):
+                return verdict.addCallback(self._authorized, request, call, 0)
+            if not verdict:
+                raise _forbidden(call[0])
         return self._call(request, call)
 
     def _authorized(self, verdict, request, call, i):
@@ -277,3 +301,8 @@ class RPCService(Service):
         from prism.builder import jsSource
 
         return jsSource("rpc.js")
+
+
+def _observed(result, histogram, seconds, start):
+    histogram.observe(seconds() - start)
+    return result

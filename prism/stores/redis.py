@@ -2,6 +2,8 @@
 The C{redis} session store: sessions in Redis (6.2 or newer), shared by every
 Prism node and by web applications (see L{prism.sessioncodecs}).
 
+For example::
+
     from prism.stores.redis import RedisSessionStore
 
     store = RedisSessionStore(host="127.0.0.1", port=6379, db=0, ttl=86400)
@@ -158,6 +160,7 @@ class RedisSessionStore:
         self._reason = None
         self._waiting = set()
         self._servers = []
+        self.stats = None  # a prism.metrics.StoreStats once enableStats() was called
 
     def __repr__(self):
         return "<RedisSessionStore {} {}>".format(self.address, self._state)
@@ -199,6 +202,26 @@ class RedisSessionStore:
         if server not in self._servers:
             self._servers.append(server)
             server.sessionStoreDown = self._state == "down"
+
+    def enableStats(self):
+        """
+        Time every operation and count the failures from now on (called by
+        L{prism.server.Server.enableMetrics} of a server using this store;
+        C{prism_session_store_*} in C{docs/metrics.md}).
+
+        @return: the L{prism.metrics.StoreStats} (the same on every call).
+        """
+        if self.stats is None:
+            from prism.metrics import StoreStats
+
+            self.stats = StoreStats()
+        return self.stats
+
+    def _timed(self, operation, d):
+        stats = self.stats
+        if stats is None:
+            return d
+        return stats.track(operation, d, self.reactor.seconds)
 
     def _emit(self, event, reason=None):
         payload = StoreStateEvent(self, self.address, reason)
@@ -353,20 +376,20 @@ class RedisSessionStore:
             except (ValueError, UnicodeDecodeError) as e:
                 raise SessionError("cannot decode the stored session ({} format): {}".format(codec.name, e))
 
-        return self._command("GETEX", self._key(sessionId), "EX", self.ttl).addCallback(loaded)
+        return self._timed("load", self._command("GETEX", self._key(sessionId), "EX", self.ttl).addCallback(loaded))
 
     def save(self, sessionId, data):
         try:
             raw = self._codec().encode(data)
         except (TypeError, ValueError) as e:
-            return fail(TypeError(str(e)))
+            return self._timed("save", fail(TypeError(str(e))))
 
         def stored(reply):
             if reply not in ("OK", b"OK"):
                 raise SessionStoreUnavailable("unexpected reply {!r}".format(reply))
             return None
 
-        return self._command("SET", self._key(sessionId), raw, "EX", self.ttl).addCallback(stored)
+        return self._timed("save", self._command("SET", self._key(sessionId), raw, "EX", self.ttl).addCallback(stored))
 
     def touch(self, sessionId):
         def touched(reply):
@@ -374,7 +397,7 @@ class RedisSessionStore:
                 raise NoSuchSession(sessionId)
             return None
 
-        return self._command("EXPIRE", self._key(sessionId), self.ttl).addCallback(touched)
+        return self._timed("touch", self._command("EXPIRE", self._key(sessionId), self.ttl).addCallback(touched))
 
     def delete(self, sessionId):
-        return self._command("DEL", self._key(sessionId)).addCallback(lambda _: None)
+        return self._timed("delete", self._command("DEL", self._key(sessionId)).addCallback(lambda _: None))

@@ -166,6 +166,15 @@ class PrismWebSocketProtocol(WebSocketServerProtocol):
 
     def connectionMade(self):
         WebSocketServerProtocol.connectionMade(self)
+        # Autobahn's connectionMade tries setTcpNoDelay(self.tcpNoDelay)
+        # before it copies its options onto the protocol, so the attribute
+        # is missing and a bare except hides it: Nagle stays on, and a frame
+        # written while the previous one is unacknowledged waits for the
+        # peer's delayed ACK (~40 ms; e.g. a models reply after a push).
+        try:
+            self.transport.setTcpNoDelay(True)
+        except (AttributeError, OSError):  # not TCP (unix sockets; a twisted.web channel's wrapper)
+            pass
         self.factory.prismTransport._opened(self)
         producer = _Backpressure()
         try:
@@ -591,7 +600,8 @@ class WebSocketTransport:
 
     def clientAddress(self, peer, headers):
         """
-        @param peer: the TCP peer (an L{IAddress}).
+        @param peer: the TCP peer (an
+            L{IAddress <twisted.internet.interfaces.IAddress>}).
         @param headers: the handshake's request headers (lower-case names).
         @return: the client's address: the peer's host (C{"unix"} for UNIX
             sockets), or, when the peer is a trusted proxy, the last entry

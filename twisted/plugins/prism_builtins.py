@@ -5,6 +5,8 @@ from prism.plugin import MiddlewarePlugin, ServicePlugin, SessionStorePlugin, Tr
 echo = ServicePlugin("echo", "prism.services.echo.EchoService", "Send every message back.")
 rpc = ServicePlugin("rpc", "prism.services.rpc.RPCService", "Remote procedure calls to Python handlers.")
 pubsub = ServicePlugin("pubsub", "prism.services.pubsub.PubSubService", "Publish/subscribe: channels, patterns, presence, history (memory or Redis).")
+models = ServicePlugin("models", "prism.services.models.ModelsService", "Shared JSON documents kept in sync with JSON Patch (memory or Redis).")
+livereload = ServicePlugin("livereload", "prism.services.livereload.LiveReloadService", "Development: reload or restyle pages when watched files change.")
 
 websocket = TransportPlugin("websocket", "prism.transports.websocket.WebSocketTransport", "Native WebSocket (Autobahn).")
 sockjs = TransportPlugin("sockjs", "prism.transports.sockjs.SockJSTransport", "SockJS: WebSocket, streaming and polling fallbacks (sockjs-client).")
