@@ -1170,6 +1170,22 @@ def _plugin(
     return factoryClass(kind=kind, plugin=pluginName, options=options, key=key, kwargs=kwargs, factory=factory, **extra)
 
 
+def _addPluginDirectory(directory):
+    """
+    Make the dropins of C{directory}/twisted/plugins visible to
+    L{twisted.plugin.getPlugins}: C{twisted.plugins} computed its search path
+    from C{sys.path} when it was first imported (under C{twistd}, before the
+    configuration file was read), so a C{pythonpath} entry added now must
+    also be added there.
+    """
+    dropins = os.path.join(directory, "twisted", "plugins")
+    if os.path.isdir(dropins):
+        import twisted.plugins
+
+        if dropins not in twisted.plugins.__path__:
+            twisted.plugins.__path__.append(dropins)
+
+
 def configFromDict(data, filename="<config>", directory=None, registries=None):
     """
     Validate parsed TOML data; see L{loadConfig}.
@@ -1205,6 +1221,7 @@ def configFromDict(data, filename="<config>", directory=None, registries=None):
             config.pythonpath.append(resolved)
             if resolved not in sys.path:
                 sys.path.insert(0, resolved)
+            _addPluginDirectory(resolved)
 
     if "drain_time" in data:
         try:

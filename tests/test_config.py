@@ -1026,3 +1026,35 @@ def test_the_documented_mounts_examples_are_valid(tmp_path, doc):
         config = load(tmp_path, body)
         assert [m.path for m in config.mounts] == ["/ws", "/engine.io", "/echo"]
         assert config.mounts[2].handler == "echo"
+
+
+def test_pythonpath_dropins_are_found_after_twisted_plugins_was_imported(tmp_path, monkeypatch):
+    """
+    Under twistd, twisted.plugins is imported (its search path fixed) before
+    the configuration file is read: a dropin reachable only through the
+    file's pythonpath must still be found, as `prism check` finds it.
+    """
+    import twisted.plugins
+
+    monkeypatch.setattr(twisted.plugins, "__path__", list(twisted.plugins.__path__))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    package = tmp_path / "plug" / "greetx_pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "from prism.services.base import Service\n"
+        "class Greet(Service):\n"
+        "    callbacks = True\n"
+        "    def messageReceived(self, request):\n"
+        "        return 'hi'\n"
+    )
+    dropins = tmp_path / "plug" / "twisted" / "plugins"
+    dropins.mkdir(parents=True)
+    (dropins / "greetx_plugin.py").write_text(
+        "from prism.plugin import ServicePlugin\n"
+        "greetx = ServicePlugin('greetx', 'greetx_pkg.Greet', 'a test dropin')\n"
+    )
+    path = tmp_path / "prism.toml"
+    path.write_text('pythonpath = ["plug"]\n[[services]]\nname = "greetx"\n')
+    config = loadConfig(str(path))
+    assert [s.name for s in config.services] == ["greetx"]
+    assert str(dropins) in twisted.plugins.__path__
