@@ -621,6 +621,13 @@ class ModelsAPI:
             d.addCallbacks(done, result.errback, callbackArgs=(left,))
 
         def done(outcome, left):
+            try:
+                finish(outcome, left)
+            except Exception:
+                if not result.called:
+                    result.errback()
+
+        def finish(outcome, left):
             if outcome[0] == "same":
                 snap = outcome[1]
                 result.callback(snap if snapshot else snap.version)
