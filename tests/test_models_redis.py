@@ -214,6 +214,39 @@ async def test_changesReachEveryServerInOrder(prism, redis_url, keys):
 
 
 @pytest_twisted.ensureDeferred
+async def test_followingNodesCommitFromTheirCacheAndStayExact(prism, redis_url, keys):
+    """
+    A node with subscribers of a document keeps its value up to date from
+    the change notifications, so a commit against the current version reads
+    nothing from Redis; writers alternating between two such nodes still
+    build every change on the right value.
+    """
+    p = keys()
+    one, two = await serve(prism, redis_url, p), await serve(prism, redis_url, p)
+    a, b = await connect(prism, one), await connect(prism, two)
+    await ask(a, "sub", "doc")
+    await ask(b, "sub", "doc")
+    stores = [service(one).store, service(two).store]
+    for i in range(20):
+        writer, store = (a, stores[0]) if i % 2 == 0 else (b, stores[1])
+        # the writer's node follows the document: once the last change arrived
+        # its cache is at version i (or empty, before it read the document once)
+        await waitUntil(lambda: store._cache.get("doc", [i])[0] == i)
+        assert await ask(writer, "patch", "doc", i, [add("/items/-" if i else "/items", i if i else [0])]) == {"v": i + 1}
+    assert stores[0].cacheHits + stores[1].cacheHits >= 17
+    snapshot = await within(one.server.api.models.get("doc"))
+    assert snapshot == Snapshot(20, {"items": list(range(20))})
+    await waitUntil(lambda: all(s._cache.get("doc", [None])[0] == 20 for s in stores))
+    assert [s._cache["doc"][1] for s in stores] == [{"items": list(range(20))}] * 2
+    # a stale base is still refused by the compare-and-set, cache or not
+    reply = await ask(a, "patch", "doc", 19, [add("/x", 1)])
+    assert reply["conflict"] is True and reply["v"] == 20
+    # a node with no subscribers keeps no cache
+    await ask(a, "unsub", "doc")
+    assert "doc" not in stores[0]._cache
+
+
+@pytest_twisted.ensureDeferred
 async def test_serverSideUpdateRetriesAcrossServers(prism, redis_url, keys):
     p = keys()
     one, two = await serve(prism, redis_url, p, initial={"n": 0}), await serve(prism, redis_url, p, initial={"n": 0})

@@ -21,10 +21,13 @@ Keys and channels (C{P} is the prefix, C{prism:models:} by default)::
 Keys never expire: delete them to delete a document.
 """
 
+import copy
 import json
 
+import jsonpatch
 from twisted.logger import Logger
 
+from prism.patching import PATCH_ERRORS
 from prism.pubsub.redis import RedisEngine
 from prism.services.models import _INITIAL
 
@@ -95,6 +98,7 @@ class RedisModelStore:
         self.prefix = prefix
         self.historySize = historySize
         self._seen = {}  # listened document -> the last version pushed (or None)
+        self._cache = {}  # listened document -> [version, value]: commits skip the read
         self._service = None
         self.server = None
         self._again = None  # the second catch-up after an outage
@@ -133,6 +137,7 @@ class RedisModelStore:
     """Seconds after Redis came back when documents are caught up a second time."""
 
     def _resyncAll(self):
+        self._cache.clear()  # changes may have been missed while Redis was away
         if self._service is None or self.engine._cmdFactory.disconnectCalled:
             return
         for name in list(self._seen):
@@ -150,13 +155,29 @@ class RedisModelStore:
         if seen is not None:
             if version <= seen:
                 if version == 1:  # the document started again (its keys deleted)? A resync tells
+                    self._cache.pop(channel, None)
                     self._resync(channel)
                 return  # else pushed already (after a resync)
             if version > seen + 1:
                 self._resync(channel)
                 return
         self._seen[channel] = version
+        self._follow(channel, version, ops)
         self._service._changed(channel, version, _encode(ops))
+
+    def _follow(self, name, version, ops):
+        """Keep the cached value of C{name} at C{version} by applying its change, or forget it."""
+        cached = self._cache.get(name)
+        if cached is None or cached[0] >= version:
+            return
+        if cached[0] == version - 1:
+            try:
+                cached[1] = jsonpatch.JsonPatch(ops).apply(cached[1], in_place=True)
+                cached[0] = version
+                return
+            except PATCH_ERRORS:
+                pass
+        del self._cache[name]
 
     def _deliverPattern(self, *args):
         pass
@@ -170,6 +191,7 @@ class RedisModelStore:
     def _resync(self, name):
         """Push what this node missed of C{name} (after a gap or an outage)."""
         seen = self._seen.get(name)
+        self._cache.pop(name, None)
 
         def got(result):
             if name not in self._seen:
@@ -200,14 +222,35 @@ class RedisModelStore:
 
     def unlisten(self, name):
         self._seen.pop(name, None)
+        self._cache.pop(name, None)
         return self.engine.unlisten(name, False)
 
     def load(self, name, base):
+        """
+        From the cache when this node follows C{name} and holds version
+        C{base} (no round trip to Redis); else from Redis. Either way the
+        compare-and-set in L{commit} is what decides.
+        """
+        cached = self._cache.get(name)
+        if cached is not None and cached[0] == base:
+            self.cacheHits += 1
+            return (base, cached[1])
+
         def got(r):
             version, text = r
-            return (int(version), _decode(text)) if version is not None else (0, _INITIAL)
+            if version is None:
+                return (0, _INITIAL)
+            version, value = int(version), _decode(text)
+            if name in self._seen:
+                cached = self._cache.get(name)
+                if cached is None or cached[0] < version:
+                    self._cache[name] = [version, value]
+            return (version, value)
 
         return self.engine._call(_LOAD, self._keys(name)[:1], []).addCallback(got)
+
+    cacheHits = 0
+    """How many commits took the document from this node's cache (for tests and benchmarks)."""
 
     def since(self, name, version):
         def got(r):
@@ -217,7 +260,14 @@ class RedisModelStore:
             if r[1] == "p":
                 return current, [_decode(e) for e in r[2:]], None
             text = r[2] if len(r) > 2 else None
-            return current, None, _INITIAL if text is None else _decode(text)
+            if text is None:
+                return current, None, _INITIAL
+            value = _decode(text)
+            if name in self._seen:
+                cached = self._cache.get(name)
+                if cached is None or cached[0] < current:
+                    self._cache[name] = [current, copy.deepcopy(value)]  # value goes to a reply; ours is private
+            return current, None, value
 
         arg = "" if version is None else str(version)
         return self.engine._call(_SINCE, self._keys(name), [arg]).addCallback(got)
@@ -226,6 +276,10 @@ class RedisModelStore:
         args = [base, text, _encode(ops), self.historySize, self.engine._chPrefix + name]
 
         def got(r):
-            return ("ok" if int(r[0]) == 1 else "conflict", int(r[1]))
+            ok, version = int(r[0]) == 1, int(r[1])
+            cached = self._cache.get(name)
+            if ok and cached is not None and cached[0] == base:
+                cached[0], cached[1] = version, value  # the service keeps no reference to value
+            return ("ok" if ok else "conflict", version)
 
         return self.engine._call(_COMMIT, self._keys(name), args).addCallback(got)
