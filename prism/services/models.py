@@ -40,7 +40,6 @@ import copy
 import json
 import re
 from collections import namedtuple
-from inspect import iscoroutine
 
 import jsonpatch
 import jsonpointer
@@ -50,7 +49,7 @@ from twisted.logger import Logger
 from prism import patching, wire
 from prism.errors import PrismConfigError
 from prism.server import PreparedFrame, ServiceError
-from prism.services.base import Service
+from prism.services.base import Service, checkAllowed, resolveCallable, then
 
 __all__ = ["ModelsService", "ModelsAPI", "Snapshot", "Conflict", "allowAll", "validName", "STORES"]
 
@@ -103,28 +102,8 @@ class Conflict(ServiceError):
         self.version = version
 
 
-def _then(result, f, *args):
-    """Call C{f(value, *args)} now, or when C{result} (a Deferred or coroutine) fires."""
-    if iscoroutine(result):
-        result = Deferred.fromCoroutine(result)
-    if isinstance(result, Deferred):
-        return result.addCallback(f, *args)
-    return f(result, *args)
 
 
-def _resolve(value, what):
-    if value is None or callable(value):
-        return value
-    if isinstance(value, str):
-        from twisted.python.reflect import namedAny
-
-        try:
-            value = namedAny(value)
-        except Exception as e:
-            raise PrismConfigError("models: cannot import {} {!r}: {}".format(what, value, e)) from None
-        if callable(value):
-            return value
-    raise PrismConfigError("models: {} must be a callable or a dotted name of one".format(what))
 
 
 class _Type:
@@ -148,7 +127,7 @@ class _Type:
         if "schema" in spec:
             checks.append(_schemaValidator(name, spec["schema"]))
         if spec.get("validate") is not None:
-            checks.append(_callableValidator(_resolve(spec["validate"], "types.{}.validate".format(name))))
+            checks.append(_callableValidator(resolveCallable(spec["validate"], "types.{}.validate".format(name), "models")))
         self.validate = checks
         for check in checks:
             problem = check(self.initial)
@@ -266,7 +245,7 @@ class ModelsService(Service):
         self.redisUrl = redisUrl
         self.redisPrefix = redisPrefix
         self.redisRetry = tuple(redisRetry)
-        self._authorize = _resolve(authorize, "authorize")
+        self._authorize = resolveCallable(authorize, "authorize", "models")
         self.types = None if types is None else {name: _Type(name, spec) for name, spec in types.items()}
         self._default = _Type("*", {"initial": {} if initial is None else initial})
         self.historySize = historySize
@@ -357,19 +336,13 @@ class ModelsService(Service):
             return self._authorized(request, "read", name, self._snapshotReply, name)
         raise ServiceError("unknown_command", "no models command {!r}".format(command))
 
-    def _authorized(self, request, action, name, then, *args):
+    def _authorized(self, request, action, name, proceed, *args):
         hook = self._authorize
         if hook is None:
             if action == "write":
                 raise ServiceError("forbidden", "clients may not write {!r} (the server has no authorize hook)".format(name))
-            return then(*args)
-        return _then(hook(request, action, name), self._check, action, name, then, args)
-
-    @staticmethod
-    def _check(allowed, action, name, then, args):
-        if not allowed:
-            raise ServiceError("forbidden", "{} on {!r} is not allowed".format(action, name))
-        return then(*args)
+            return proceed(*args)
+        return then(hook(request, action, name), checkAllowed, action, name, proceed, args)
 
     def _checkOps(self, ops):
         if type(ops) is not list:
@@ -397,7 +370,7 @@ class ModelsService(Service):
             members[conn.id] = conn
         # Every new subscriber waits until the store listens for changes
         # (None at once when it already does), then fetches its catch-up.
-        result = _then(self.store.listen(name), self._catchUp, name, since)
+        result = then(self.store.listen(name), self._catchUp, name, since)
         if new and isinstance(result, Deferred):
             result.addErrback(self._subscribeFailed, conn, name)
         return result
@@ -410,7 +383,7 @@ class ModelsService(Service):
         return failure
 
     def _catchUp(self, _, name, since):
-        return _then(self.store.since(name, since), self._catchUpReply, name)
+        return then(self.store.since(name, since), self._catchUpReply, name)
 
     def _catchUpReply(self, result, name):
         version, patches, value = result
@@ -419,13 +392,13 @@ class ModelsService(Service):
         return {"v": version, "value": self._valueOrInitial(name, value)}
 
     def _snapshotReply(self, name):
-        return _then(self.store.since(name, None), self._catchUpReply, name)
+        return then(self.store.since(name, None), self._catchUpReply, name)
 
     def _valueOrInitial(self, name, value):
         return copy.deepcopy(self.typeFor(name).initial) if value is _INITIAL else value
 
     def _clientPatch(self, name, base, ops):
-        return _then(self.commit(name, base, ops), _patchReply)
+        return then(self.commit(name, base, ops), _patchReply)
 
     def _remove(self, conn, name):
         members = self._subscribers.get(name)
@@ -447,13 +420,13 @@ class ModelsService(Service):
         @raise ServiceError: C{invalid_patch}, C{invalid}, C{too_large}.
         """
         t = self.typeFor(name)
-        return _then(self.store.load(name, base), self._apply, t, name, base, ops)
+        return then(self.store.load(name, base), self._apply, t, name, base, ops)
 
     def _apply(self, loaded, t, name, base, ops):
         version, value = loaded
         if version != base:
             self.stats["conflicts"] += 1
-            return _then(self.store.since(name, base), self._conflict, name)
+            return then(self.store.since(name, base), self._conflict, name)
         if value is _INITIAL:
             value = copy.deepcopy(t.initial)
         try:
@@ -470,14 +443,14 @@ class ModelsService(Service):
             if problem is not None:
                 self.stats["invalid"] += 1
                 raise ServiceError("invalid", "{} would be invalid: {}".format(name, problem))
-        return _then(self.store.commit(name, base, ops, new, text), self._committed, name, base)
+        return then(self.store.commit(name, base, ops, new, text), self._committed, name, base)
 
     def _committed(self, result, name, base):
         if result[0] == "ok":  # else ("conflict", version): another write won the race
             self.stats["commits"] += 1
             return result
         self.stats["conflicts"] += 1
-        return _then(self.store.since(name, base), self._conflict, name)
+        return then(self.store.since(name, base), self._conflict, name)
 
     def _conflict(self, result, name):
         version, patches, value = result

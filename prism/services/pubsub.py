@@ -25,7 +25,6 @@ C{docs/protocol.md}.
 
 import re
 from fnmatch import fnmatchcase
-from inspect import iscoroutine
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
@@ -33,7 +32,7 @@ from twisted.logger import Logger
 from prism import wire
 from prism.errors import PrismConfigError
 from prism.server import PreparedFrame, ServiceError
-from prism.services.base import Service
+from prism.services.base import Service, checkAllowed, resolveCallable, then
 
 __all__ = ["PubSubService", "PubSubAPI", "validChannel", "validPattern", "isPattern", "ENGINES"]
 
@@ -61,28 +60,8 @@ def validPattern(name):
     return type(name) is str and 0 < len(name) <= MAX_NAME and _PATTERN.match(name) is not None
 
 
-def _resolve(value, what):
-    if value is None or callable(value):
-        return value
-    if isinstance(value, str):
-        from twisted.python.reflect import namedAny
-
-        try:
-            value = namedAny(value)
-        except Exception as e:
-            raise PrismConfigError("pubsub: cannot import {} {!r}: {}".format(what, value, e)) from None
-        if callable(value):
-            return value
-    raise PrismConfigError("pubsub: {} must be a callable or a dotted name of one".format(what))
 
 
-def _then(result, f, *args):
-    """Call C{f(value, *args)} now, or when C{result} (a Deferred or coroutine) fires."""
-    if iscoroutine(result):
-        result = Deferred.fromCoroutine(result)
-    if isinstance(result, Deferred):
-        return result.addCallback(f, *args)
-    return f(result, *args)
 
 
 class PubSubService(Service):
@@ -161,8 +140,8 @@ class PubSubService(Service):
         self.redisUrl = redisUrl
         self.redisPrefix = redisPrefix
         self.redisRetry = tuple(redisRetry)
-        self._authorize = _resolve(authorize, "authorize")
-        self._presenceInfo = _resolve(presenceInfo, "presenceInfo")
+        self._authorize = resolveCallable(authorize, "authorize", "pubsub")
+        self._presenceInfo = resolveCallable(presenceInfo, "presenceInfo", "pubsub")
         self.maxSubscriptions = maxSubscriptions
         self.excludeSender = bool(excludeSender)
         self.presence = bool(presence)
@@ -251,25 +230,19 @@ class PubSubService(Service):
             return self._authorized(request, "presence", name, self._presenceOf, name)
         raise ServiceError("unknown_command", "no pubsub command {!r}".format(command))
 
-    def _authorized(self, request, action, channel, then, *args):
+    def _authorized(self, request, action, channel, proceed, *args):
         hook = self._authorize
         if hook is None:
             if action == "publish":
                 raise ServiceError("forbidden", "clients may not publish to {!r}".format(channel))
-            return then(*args)
-        return _then(hook(request, action, channel), self._check, action, channel, then, args)
-
-    @staticmethod
-    def _check(allowed, action, channel, then, args):
-        if not allowed:
-            raise ServiceError("forbidden", "{} on {!r} is not allowed".format(action, channel))
-        return then(*args)
+            return proceed(*args)
+        return then(hook(request, action, channel), checkAllowed, action, channel, proceed, args)
 
     def _clientPublish(self, request, channel, data, options):
         conn = request.connection
         exclude = conn.id if options.get("exclude", self.excludeSender) else None
         self.published["client"] += 1
-        return _then(self.engine.publish(channel, data, exclude), _position)
+        return then(self.engine.publish(channel, data, exclude), _position)
 
     def _subscribe(self, request, name, options):
         conn = request.connection
@@ -295,15 +268,15 @@ class PubSubService(Service):
             info = self._presenceInfo(request) if self._presenceInfo is not None else {"id": conn.id}
             self.local.setdefault(name, {})[conn.id] = info
             self._guard(self.engine.join(name, conn.id, info), "join")
-        return _then(ready, self._subscribed, name, pattern, options)
+        return then(ready, self._subscribed, name, pattern, options)
 
     def _subscribed(self, _, name, pattern, options):
         if pattern or not self.historyFor(name):
             return {}
         recover = options.get("recover")
         if type(recover) is dict and type(recover.get("offset")) is int and type(recover.get("epoch")) is str:
-            return _then(self.engine.recover(name, recover["offset"], recover["epoch"]), _recovered)
-        return _then(self.engine.position(name), _position)
+            return then(self.engine.recover(name, recover["offset"], recover["epoch"]), _recovered)
+        return then(self.engine.position(name), _position)
 
     def _presenceOf(self, channel):
         return self.engine.presence(channel)
