@@ -12,7 +12,7 @@
 // Chromium is Debian's (/usr/bin/chromium, or PRISM_CHROMIUM), started with
 // the flags this machine needs; Playwright gives each launch a fresh, empty
 // user-data-dir of its own. `npx playwright install` is never used.
-import { launchChromium } from "./launch.mjs";
+import { launchChromium, runner, watchPage } from "./launch.mjs";
 
 const [url, screenshot] = process.argv.slice(2);
 const DEADLINE_MS = Number(process.env.PRISM_BROWSER_DEADLINE_MS || 15000);
@@ -21,23 +21,12 @@ const STEP_MS = 5000;
 const result = { ok: false, url, screenshot, steps: [], console: [], pageErrors: [] };
 let browser;
 
-function done(code) {
-  process.stdout.write("\n" + JSON.stringify(result) + "\n");
-  process.exit(code);
-}
-
-const deadline = setTimeout(() => {
-  result.error = `deadline of ${DEADLINE_MS} ms exceeded after steps: ${result.steps.join(", ")}`;
-  done(1);
-}, DEADLINE_MS);
+const done = runner(result, DEADLINE_MS);
 
 async function openPage(context, name) {
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_MS);
-  page.on("console", (msg) => {
-    if (msg.type() === "error" || msg.type() === "warning") result.console.push(`${name}: ${msg.type()}: ${msg.text()}`);
-  });
-  page.on("pageerror", (err) => result.pageErrors.push(`${name}: ${err.message}`));
+  watchPage(page, result, name);
   await page.goto(url);
   await page.waitForSelector('body[data-status="open"]');
   return page;
@@ -126,7 +115,6 @@ try {
 } catch (err) {
   result.error = String((err && err.stack) || err);
 } finally {
-  clearTimeout(deadline);
   if (browser) await browser.close().catch(() => {});
 }
 done(result.ok ? 0 : 1);

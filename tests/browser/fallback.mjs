@@ -9,7 +9,7 @@
 // Prints one JSON object on stdout (the last line) and exits 0 when every
 // step ran (the Python test asserts the details), 1 with {"ok": false,
 // "error": ...} otherwise. Bounded by PRISM_BROWSER_DEADLINE_MS.
-import { launchChromium } from "./launch.mjs";
+import { launchChromium, runner, watchPage } from "./launch.mjs";
 
 const [url, transport] = process.argv.slice(2);
 const DEADLINE_MS = Number(process.env.PRISM_BROWSER_DEADLINE_MS || 15000);
@@ -17,15 +17,7 @@ const DEADLINE_MS = Number(process.env.PRISM_BROWSER_DEADLINE_MS || 15000);
 const result = { ok: false, url, transport, steps: [], console: [], pageErrors: [], requests: [], websockets: [] };
 let browser;
 
-function done(code) {
-  process.stdout.write("\n" + JSON.stringify(result) + "\n");
-  process.exit(code);
-}
-
-const deadline = setTimeout(() => {
-  result.error = `deadline of ${DEADLINE_MS} ms exceeded after steps: ${result.steps.join(", ")}`;
-  done(1);
-}, DEADLINE_MS);
+const done = runner(result, DEADLINE_MS);
 
 // Runs in the page: the generated client (window.Prism) over the official
 // client library, whose instances are recorded to read the transport used.
@@ -81,10 +73,7 @@ try {
   });
   const page = await context.newPage();
   page.setDefaultTimeout(5000);
-  page.on("console", (msg) => {
-    if (msg.type() === "error" || msg.type() === "warning") result.console.push(`${msg.type()}: ${msg.text()}`);
-  });
-  page.on("pageerror", (err) => result.pageErrors.push(err.message));
+  watchPage(page, result);
   page.on("websocket", (ws) => result.websockets.push(ws.url()));
   page.on("request", (req) => result.requests.push(`${req.method()} ${new URL(req.url()).pathname}`));
   await page.goto(url);
@@ -96,7 +85,6 @@ try {
 } catch (err) {
   result.error = String((err && err.stack) || err);
 } finally {
-  clearTimeout(deadline);
   if (browser) await browser.close().catch(() => {});
 }
 done(result.ok ? 0 : 1);

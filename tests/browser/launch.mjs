@@ -21,3 +21,28 @@ export function launchChromium() {
     ],
   });
 }
+
+// The outcome protocol of every browser script: `result` (with its `steps`)
+// is printed as JSON on the last line of stdout and the process exits with
+// `code`; a run still going after `deadlineMs` fails with what it reached.
+export function runner(result, deadlineMs) {
+  const done = (code) => {
+    process.stdout.write("\n" + JSON.stringify(result) + "\n");
+    process.exit(code);
+  };
+  setTimeout(() => {
+    result.error = `deadline of ${deadlineMs} ms exceeded after steps: ${result.steps.join(", ")}`;
+    done(1);
+  }, deadlineMs);
+  return done;
+}
+
+// Record a page's console errors and warnings (result.console) and its
+// uncaught errors (result.pageErrors), each prefixed with `name` if given.
+export function watchPage(page, result, name) {
+  const tag = name ? `${name}: ` : "";
+  page.on("console", (msg) => {
+    if (msg.type() === "error" || msg.type() === "warning") result.console.push(`${tag}${msg.type()}: ${msg.text()}`);
+  });
+  page.on("pageerror", (err) => result.pageErrors.push(`${tag}${err.message}`));
+}

@@ -18,7 +18,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { launchChromium } from "./launch.mjs";
+import { launchChromium, runner, watchPage } from "./launch.mjs";
 
 const [url, staticDir] = process.argv.slice(2);
 const DEADLINE_MS = Number(process.env.PRISM_BROWSER_DEADLINE_MS || 15000);
@@ -27,15 +27,7 @@ const STEP_MS = 5000;
 const result = { ok: false, url, steps: [], console: [], pageErrors: [], loads: 0 };
 let browser;
 
-function done(code) {
-  process.stdout.write("\n" + JSON.stringify(result) + "\n");
-  process.exit(code);
-}
-
-const deadline = setTimeout(() => {
-  result.error = `deadline of ${DEADLINE_MS} ms exceeded after steps: ${result.steps.join(", ")}`;
-  done(1);
-}, DEADLINE_MS);
+const done = runner(result, DEADLINE_MS);
 
 // What the page shows: the marker set by this script (gone after a reload),
 // the body's computed colour, the stylesheet hrefs, the script's version,
@@ -60,10 +52,7 @@ try {
   result.browser = browser.version();
   const page = await browser.newPage();
   page.setDefaultTimeout(STEP_MS);
-  page.on("console", (msg) => {
-    if (msg.type() === "error" || msg.type() === "warning") result.console.push(`${msg.type()}: ${msg.text()}`);
-  });
-  page.on("pageerror", (err) => result.pageErrors.push(err.message));
+  watchPage(page, result);
   page.on("load", () => result.loads++);
 
   await page.goto(url);
@@ -99,7 +88,6 @@ try {
 } catch (err) {
   result.error = String((err && err.stack) || err);
 } finally {
-  clearTimeout(deadline);
   if (browser) await browser.close().catch(() => {});
 }
 done(result.ok ? 0 : 1);

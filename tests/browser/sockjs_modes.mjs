@@ -11,7 +11,7 @@
 // {...}}, ...}; exits 0 when the page ran every mode (the Python test
 // asserts the per-mode details), 1 with {"ok": false, "error": ...}
 // otherwise. Bounded by PRISM_BROWSER_DEADLINE_MS.
-import { launchChromium } from "./launch.mjs";
+import { launchChromium, runner, watchPage } from "./launch.mjs";
 
 const [url, mount, ...modes] = process.argv.slice(2);
 const DEADLINE_MS = Number(process.env.PRISM_BROWSER_DEADLINE_MS || 15000);
@@ -19,15 +19,7 @@ const DEADLINE_MS = Number(process.env.PRISM_BROWSER_DEADLINE_MS || 15000);
 const result = { ok: false, url, modes: {}, steps: [], console: [], pageErrors: [], requests: [] };
 let browser;
 
-function done(code) {
-  process.stdout.write("\n" + JSON.stringify(result) + "\n");
-  process.exit(code);
-}
-
-const deadline = setTimeout(() => {
-  result.error = `deadline of ${DEADLINE_MS} ms exceeded after steps: ${result.steps.join(", ")}`;
-  done(1);
-}, DEADLINE_MS);
+const done = runner(result, DEADLINE_MS);
 
 // Runs in the page: one forced transport, echo round trip, close.
 async function runMode([mount, name]) {
@@ -73,10 +65,7 @@ try {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.setDefaultTimeout(5000);
-  page.on("console", (msg) => {
-    if (msg.type() === "error" || msg.type() === "warning") result.console.push(`${msg.type()}: ${msg.text()}`);
-  });
-  page.on("pageerror", (err) => result.pageErrors.push(err.message));
+  watchPage(page, result);
   // Every request of the page and its iframes: all must stay on 127.0.0.1.
   page.on("request", (req) => result.requests.push(`${req.method()} ${req.url()}`));
   await page.goto(url);
@@ -90,7 +79,6 @@ try {
 } catch (err) {
   result.error = String((err && err.stack) || err);
 } finally {
-  clearTimeout(deadline);
   if (browser) await browser.close().catch(() => {});
 }
 done(result.ok ? 0 : 1);

@@ -10,7 +10,7 @@
 // SCREENSHOT.png. Prints one JSON object on stdout (the last line) and exits
 // 0 when every step ran (the Python test asserts the details), 1 with
 // {"ok": false, "error": ...} otherwise. Bounded by DEADLINE_MS.
-import { launchChromium } from "./launch.mjs";
+import { launchChromium, runner, watchPage } from "./launch.mjs";
 
 const [url, screenshot] = process.argv.slice(2);
 const DEADLINE_MS = Number(process.env.PRISM_BROWSER_DEADLINE_MS || 25000);
@@ -21,15 +21,7 @@ const SCREENSHOT_SAMPLES = Number(process.env.PRISM_STATUS_SAMPLES || 24);
 const result = { ok: false, steps: [], console: [], pageErrors: [], failedRequests: [] };
 let browser;
 
-function done(code) {
-  process.stdout.write("\n" + JSON.stringify(result) + "\n");
-  process.exit(code);
-}
-
-const deadline = setTimeout(() => {
-  result.error = `deadline of ${DEADLINE_MS} ms exceeded after steps: ${result.steps.join(", ")}`;
-  done(1);
-}, DEADLINE_MS);
+const done = runner(result, DEADLINE_MS);
 
 // What the page reports about itself (see the comment at the top of status.html).
 function report(page) {
@@ -52,10 +44,7 @@ function report(page) {
 async function openPage(context, name) {
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_MS);
-  page.on("console", (msg) => {
-    if (msg.type() === "error" || msg.type() === "warning") result.console.push(`${name}: ${msg.type()}: ${msg.text()}`);
-  });
-  page.on("pageerror", (err) => result.pageErrors.push(`${name}: ${err.message}`));
+  watchPage(page, result, name);
   page.on("requestfailed", (req) => result.failedRequests.push(`${name}: ${req.url()} ${req.failure() && req.failure().errorText}`));
   page.on("response", (res) => {
     if (res.status() >= 400) result.failedRequests.push(`${name}: ${res.url()} HTTP ${res.status()}`);
@@ -105,7 +94,6 @@ try {
 } catch (err) {
   result.error = String((err && err.stack) || err);
 } finally {
-  clearTimeout(deadline);
   if (browser) await browser.close().catch(() => {});
 }
 done(result.ok ? 0 : 1);

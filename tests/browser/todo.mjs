@@ -18,7 +18,7 @@
 //      schema refuses both, the page shows the error, nothing changes;
 //   5. B reloads: it opens the list again at the same version, and ticks an item.
 // After each of 1-3 the lists and versions of both pages are recorded.
-import { launchChromium } from "./launch.mjs";
+import { launchChromium, runner, watchPage } from "./launch.mjs";
 
 const [url, screenshot] = process.argv.slice(2);
 const DEADLINE_MS = Number(process.env.PRISM_BROWSER_DEADLINE_MS || 30000);
@@ -27,23 +27,12 @@ const STEP_MS = 8000;
 const result = { ok: false, url, screenshot, steps: [], console: [], pageErrors: [] };
 let browser;
 
-function done(code) {
-  process.stdout.write("\n" + JSON.stringify(result) + "\n");
-  process.exit(code);
-}
-
-const deadline = setTimeout(() => {
-  result.error = `deadline of ${DEADLINE_MS} ms exceeded after steps: ${result.steps.join(", ")}`;
-  done(1);
-}, DEADLINE_MS);
+const done = runner(result, DEADLINE_MS);
 
 async function openPage(context, name) {
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_MS);
-  page.on("console", (msg) => {
-    if (msg.type() === "error" || msg.type() === "warning") result.console.push(`${name}: ${msg.type()}: ${msg.text()}`);
-  });
-  page.on("pageerror", (err) => result.pageErrors.push(`${name}: ${err.message}`));
+  watchPage(page, result, name);
   await page.goto(url);
   await page.waitForSelector('body[data-status="open"]');
   await page.waitForSelector("#version[data-version]:not([data-version=''])");
@@ -164,7 +153,6 @@ try {
 } catch (err) {
   result.error = String((err && err.stack) || err);
 } finally {
-  clearTimeout(deadline);
   if (browser) await browser.close().catch(() => {});
 }
 done(result.ok ? 0 : 1);
