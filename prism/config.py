@@ -1186,6 +1186,57 @@ def _addPluginDirectory(directory):
             twisted.plugins.__path__.append(dropins)
 
 
+def _secretOption(errors, table, key, fileKey, directory, prefix="", stripped=False):
+    """
+    A secret given inline (C{key}) or in a file (C{fileKey}, relative to
+    C{directory}; its content stripped), at least C{MIN_SECRET_LENGTH}
+    characters. Errors never echo the value.
+
+    @param stripped: the inline value may not have surrounding whitespace.
+    @return: C{(value, source)} (the source names the key or the file), or
+        C{(None, None)} when absent or invalid (the error is recorded).
+    """
+    if key in table and fileKey in table:
+        errors.add(prefix + fileKey, "expected either {} or {}, found both".format(key, fileKey))
+    elif key in table:
+        value = table[key]
+        if not isinstance(value, str):
+            errors.expected(prefix + key, "a string", found=_describe(value).split(" ")[0])
+        elif len(value) < MIN_SECRET_LENGTH or (stripped and value != value.strip()):
+            errors.expected(
+                prefix + key,
+                "a string of at least {} characters{}".format(
+                    MIN_SECRET_LENGTH, ", without surrounding whitespace" if stripped else ""
+                ),
+                found="a string of {} characters".format(len(value)),
+            )
+        else:
+            return value, key
+    elif fileKey in table:
+        name = table[fileKey]
+        if not isinstance(name, str) or not name:
+            errors.expected(prefix + fileKey, "a file path (string)", name)
+            return None, None
+        resolved = os.path.normpath(os.path.join(directory, os.path.expanduser(name)))
+        try:
+            with open(resolved, "r", encoding="utf-8") as f:
+                value = f.read().strip()
+        except (OSError, UnicodeDecodeError) as e:
+            errors.expected(
+                prefix + fileKey, "a readable UTF-8 text file", name, "{}: {}".format(resolved, getattr(e, "strerror", None) or e)
+            )
+            return None, None
+        if len(value) < MIN_SECRET_LENGTH:
+            errors.expected(
+                prefix + fileKey,
+                "a file holding at least {} characters".format(MIN_SECRET_LENGTH),
+                found="{} characters in {}".format(len(value), resolved),
+            )
+        else:
+            return value, fileKey + " " + resolved
+    return None, None
+
+
 def configFromDict(data, filename="<config>", directory=None, registries=None):
     """
     Validate parsed TOML data; see L{loadConfig}.
@@ -1285,42 +1336,9 @@ def configFromDict(data, filename="<config>", directory=None, registries=None):
                 errors.add("path", "only used with static (the socket's path in the web site); set static or remove path")
 
     # secret, secret_file (never echo a secret's value)
-    if "secret" in data and "secret_file" in data:
-        errors.add("secret_file", "expected either secret or secret_file, found both")
-    elif "secret" in data:
-        secret = data["secret"]
-        if not isinstance(secret, str):
-            errors.expected("secret", "a string", found=_describe(secret).split(" ")[0])
-        elif len(secret) < MIN_SECRET_LENGTH:
-            errors.expected(
-                "secret",
-                "a string of at least {} characters".format(MIN_SECRET_LENGTH),
-                found="a string of {} characters".format(len(secret)),
-            )
-        else:
-            config.secret = secret
-            config.secretSource = "secret"
-    elif "secret_file" in data:
-        name = data["secret_file"]
-        if not isinstance(name, str) or not name:
-            errors.expected("secret_file", "a file path (string)", name)
-        else:
-            resolved = os.path.normpath(os.path.join(directory, os.path.expanduser(name)))
-            try:
-                with open(resolved, "r", encoding="utf-8") as f:
-                    secret = f.read().strip()
-            except (OSError, UnicodeDecodeError) as e:
-                errors.expected("secret_file", "a readable UTF-8 text file", name, "{}: {}".format(resolved, getattr(e, "strerror", None) or e))
-            else:
-                if len(secret) < MIN_SECRET_LENGTH:
-                    errors.expected(
-                        "secret_file",
-                        "a file holding at least {} characters".format(MIN_SECRET_LENGTH),
-                        found="{} characters in {}".format(len(secret), resolved),
-                    )
-                else:
-                    config.secret = secret
-                    config.secretSource = "secret_file " + resolved
+    secret, source = _secretOption(errors, data, "secret", "secret_file", directory)
+    if secret is not None:
+        config.secret, config.secretSource = secret, source
 
     # [session]
     session = data.get("session", {})
@@ -1563,43 +1581,9 @@ def _admin(errors, data, config, directory):
                 else:
                     result.pages.append(key)
     # token, token_file (never echo a token's value)
-    if "token" in admin and "token_file" in admin:
-        errors.add("admin.token_file", "expected either token or token_file, found both")
-    elif "token" in admin:
-        token = admin["token"]
-        if not isinstance(token, str):
-            errors.expected("admin.token", "a string", found=_describe(token).split(" ")[0])
-        elif len(token) < MIN_SECRET_LENGTH or token != token.strip():
-            errors.expected(
-                "admin.token",
-                "a string of at least {} characters, without surrounding whitespace".format(MIN_SECRET_LENGTH),
-                found="a string of {} characters".format(len(token)),
-            )
-        else:
-            result.token, result.tokenSource = token, "token"
-    elif "token_file" in admin:
-        name = admin["token_file"]
-        if not isinstance(name, str) or not name:
-            errors.expected("admin.token_file", "a file path (string)", name)
-        else:
-            resolved = os.path.normpath(os.path.join(directory, os.path.expanduser(name)))
-            try:
-                with open(resolved, "r", encoding="utf-8") as f:
-                    token = f.read().strip()
-            except (OSError, UnicodeDecodeError) as e:
-                errors.expected(
-                    "admin.token_file", "a readable UTF-8 text file", name,
-                    "{}: {}".format(resolved, getattr(e, "strerror", None) or e),
-                )
-            else:
-                if len(token) < MIN_SECRET_LENGTH:
-                    errors.expected(
-                        "admin.token_file",
-                        "a file holding at least {} characters".format(MIN_SECRET_LENGTH),
-                        found="{} characters in {}".format(len(token), resolved),
-                    )
-                else:
-                    result.token, result.tokenSource = token, "token_file " + resolved
+    token, source = _secretOption(errors, admin, "token", "token_file", directory, "admin.", stripped=True)
+    if token is not None:
+        result.token, result.tokenSource = token, source
     if not result.listen:
         for key in ("token", "token_file") + tuple(OPTIONAL_PAGES) + DASHBOARD_KEYS:
             if key in admin and admin[key] is not False:
