@@ -425,3 +425,26 @@ async def test_aWriteWithoutReplyIsNotSaved(ownRedis):
         assert value in ({"v": 1}, {"v": 2})  # Redis may still apply it: only "saved" was never claimed
     finally:
         await within(store.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_close_from_the_callback_of_a_failed_load():
+    """
+    A load fails (Redis unreachable) from inside the connection's state
+    machine; closing the store right there, in the load's errback, works
+    (it once raised automat's "reentrantly run" error).
+    """
+    from redisutil import freePort
+
+    from prism.stores.redis import RedisSessionStore
+
+    store = RedisSessionStore(port=freePort(), connectTimeout=0.5)
+    closed = []
+
+    def failed(failure):
+        failure.trap(SessionStoreUnavailable)
+        closed.append(store.close())
+
+    await within(store.load("nosuch").addCallbacks(lambda _: pytest.fail("loaded"), failed))
+    assert len(closed) == 1
+    assert await within(closed[0]) is None

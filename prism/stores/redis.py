@@ -277,7 +277,14 @@ class RedisSessionStore:
         if factory is None:
             return succeed(None)
         factory.store = None
-        return factory.disconnect()
+        # On the next turn: close() may be called from a callback that the
+        # connection's state machine is still running (a load that failed
+        # because Redis is unreachable), and automat refuses re-entry.
+        from twisted.internet.defer import Deferred
+
+        done = Deferred()
+        self.reactor.callLater(0, lambda: factory.disconnect().chainDeferred(done))
+        return done
 
     def _poolUp(self):
         if self._state != "up":
