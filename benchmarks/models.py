@@ -80,23 +80,10 @@ def serve(args):
     if args.store == "redis":
         engines.append(server._byName["models"].service.store.engine)
 
-    def listen():
-        if not all(getattr(e, "up", True) for e in engines):
-            reactor.callLater(0.05, listen)
-            return
-        server.listen("tcp:%d:interface=127.0.0.1" % (args.port,)).addCallbacks(listening, failed)
+    from serving import serveUntil
 
-    def listening(port):
-        sys.stdout.write("LISTENING %d\n" % (port.getHost().port,))
-        sys.stdout.flush()
-
-    def failed(f):
-        sys.stderr.write("models.py --serve: cannot listen: %s\n" % (f.getTraceback(),))
-        reactor.stop()
-
-    reactor.callWhenRunning(listen)
-    reactor.callLater(args.max_seconds, reactor.stop)
-    reactor.run()
+    serveUntil(server, reactor, args.port, args.max_seconds, "models.py --serve",
+               ready=lambda: all(getattr(e, "up", True) for e in engines))
 
 
 # -- the runner

@@ -10,7 +10,6 @@ C{--max-seconds}.
 """
 
 import argparse
-import sys
 
 
 def authorize(request, action, channel):
@@ -47,23 +46,10 @@ def main(argv=None):
     server.start()
     engine = server._byName["pubsub"].service.engine
 
-    def listen():
-        if args.engine == "redis" and not engine.up:
-            reactor.callLater(0.05, listen)
-            return
-        server.listen("tcp:%d:interface=127.0.0.1" % (args.port,)).addCallbacks(listening, failed)
+    from serving import serveUntil
 
-    def listening(port):
-        sys.stdout.write("LISTENING %d\n" % (port.getHost().port,))
-        sys.stdout.flush()
-
-    def failed(f):
-        sys.stderr.write("prism_pubsub_server: cannot listen: %s\n" % (f.getTraceback(),))
-        reactor.stop()
-
-    reactor.callWhenRunning(listen)
-    reactor.callLater(args.max_seconds, reactor.stop)
-    reactor.run()
+    serveUntil(server, reactor, args.port, args.max_seconds, "prism_pubsub_server",
+               ready=lambda: args.engine != "redis" or engine.up)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Run it with the checkout on C{PYTHONPATH} (C{benchmarks/wire.py} does).
 """
 
 import argparse
-import sys
 
 
 def echo(x):
@@ -34,19 +33,9 @@ def main(argv=None):
     server = Server(transport=WebSocketTransport(), reactor=reactor)
     server.service("rpc", RPCService(handlers={"echo": echo}))
     server.start()
-    d = server.listen("tcp:%d:interface=127.0.0.1" % (args.port,))
+    from serving import serveUntil
 
-    def listening(port):
-        sys.stdout.write("LISTENING %d\n" % (port.getHost().port,))
-        sys.stdout.flush()
-
-    def failed(f):
-        sys.stderr.write("prism_rpc_server: cannot listen: %s\n" % (f.getTraceback(),))
-        reactor.stop()
-
-    d.addCallbacks(listening, failed)
-    reactor.callLater(args.max_seconds, reactor.stop)
-    reactor.run()
+    serveUntil(server, reactor, args.port, args.max_seconds, "prism_rpc_server")
 
 
 if __name__ == "__main__":
